@@ -1,0 +1,36 @@
+# `make demo`: set up, then run the main job (train a supernet on Fashion-MNIST, evaluate subnets).
+# `make test`: set up, then lint, check the layer contract and run the tests (what .ci/run calls).
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+RUN ?= runs/fashion-mnist-quick
+PRESET ?= fashion-mnist-quick
+
+.PHONY: setup setup-data demo test lint bench
+
+setup: setup-data
+	# torch first and pinned: the CPU wheel on this machine's disk; a bare `torch` would pull CUDA.
+	$(PIP) install --quiet "torch==2.13.0" || $(PIP) install --quiet "torch>=2.4"
+	$(PIP) install --quiet -e ".[dev]"
+
+setup-data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || \
+	  echo "warning: could not install dataset-fashion-mnist; set SUPERNET_DATA"; \
+	else echo "note: no apt-get; set SUPERNET_DATA to a folder with the Fashion-MNIST IDX files"; fi
+
+demo: setup
+	@if [ -f $(RUN)/checkpoint.pt ]; then \
+	  supernet train --preset $(PRESET) --run-dir $(RUN) --resume; \
+	else \
+	  supernet train --preset $(PRESET) --run-dir $(RUN); \
+	fi
+	supernet eval --run-dir $(RUN)
+
+lint:
+	ruff check .
+	ruff format --check .
+	lint-imports
+
+test: setup lint
+	$(PYTHON) -m pytest -q

@@ -1,0 +1,31 @@
+"""Error types raised by supernet.
+
+Library code raises these; only the CLI turns them into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CheckpointError", "ConfigError", "DataNotFoundError", "RunDirError", "SupernetError"]
+
+
+class SupernetError(Exception):
+    """Base class of every error supernet raises on purpose."""
+
+
+class ConfigError(SupernetError, ValueError):
+    """An arch config, search space or training config holds a value that is not allowed.
+
+    The message names the field, the bad value and the allowed choices.
+    """
+
+
+class CheckpointError(SupernetError):
+    """A checkpoint is unreadable, truncated, of another format version, or of another run."""
+
+
+class DataNotFoundError(SupernetError, FileNotFoundError):
+    """A dataset's files are not where supernet looked; the message says how to install them."""
+
+
+class RunDirError(SupernetError):
+    """A run directory already holds a different run (pass --force to overwrite, --resume to go on)."""
