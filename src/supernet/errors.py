@@ -28,4 +28,4 @@ class DataNotFoundError(SupernetError, FileNotFoundError):
 
 
 class RunDirError(SupernetError):
-    """A run directory already holds a different run (pass --force to overwrite, --resume to go on)."""
+    """A run directory already holds a (different) run: --force overwrites, --resume goes on."""

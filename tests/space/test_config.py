@@ -48,9 +48,9 @@ def test_wrong_tuple_length():
     space = get_space("mbv3-tiny")
     c = space.largest()
     bad = ArchConfig(c.resolution, c.kernel_size[:-1], c.expand_ratio, c.depth)
-    with pytest.raises(ConfigError, match="kernel_size has 19 entries; .* 20 block slots"):
+    with pytest.raises(ConfigError, match=r"kernel_size has 19 entries; .* 20 block slots"):
         bad.validate(space)
-    bad = ArchConfig(c.resolution, c.kernel_size, c.expand_ratio, c.depth + (2,))
+    bad = ArchConfig(c.resolution, c.kernel_size, c.expand_ratio, (*c.depth, 2))
     with pytest.raises(ConfigError, match="depth has 6 entries"):
         bad.validate(space)
 
@@ -79,7 +79,22 @@ def test_from_dict_unknown_and_missing_keys():
 def test_active_blocks_follow_depth():
     space = get_space("mbv3-tiny")
     c = ArchConfig(28, space.largest().kernel_size, space.largest().expand_ratio, (2, 3, 4, 2, 3))
-    assert c.active_blocks(space.stage_max_depths) == [0, 1, 4, 5, 6, 8, 9, 10, 11, 12, 13, 16, 17, 18]
+    assert c.active_blocks(space.stage_max_depths) == [
+        0,
+        1,
+        4,
+        5,
+        6,
+        8,
+        9,
+        10,
+        11,
+        12,
+        13,
+        16,
+        17,
+        18,
+    ]
 
 
 def test_encoding_masks_inactive_blocks(space):

@@ -78,7 +78,7 @@ def test_restrict_gives_a_subspace():
 
 
 def test_unknown_space_lists_known_names():
-    with pytest.raises(ConfigError, match="unknown space 'nope'; choose from .*mbv3-tiny"):
+    with pytest.raises(ConfigError, match=r"unknown space 'nope'; choose from .*mbv3-tiny"):
         get_space("nope")
 
 

@@ -95,15 +95,11 @@ class MBConv(nn.Module):
         expand: bool = True,
     ) -> None:
         super().__init__()
-        self.expand = (
-            ConvBNAct(in_channels, mid_channels, 1, act=act) if expand else nn.Identity()
-        )
+        self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act) if expand else nn.Identity()
         self.depthwise = ConvBNAct(
             mid_channels, mid_channels, kernel_size, stride=stride, groups=mid_channels, act=act
         )
-        self.se = (
-            SqueezeExcite(mid_channels, se_mid_channels) if se_mid_channels else nn.Identity()
-        )
+        self.se = SqueezeExcite(mid_channels, se_mid_channels) if se_mid_channels else nn.Identity()
         self.project = ConvBNAct(mid_channels, out_channels, 1, act=None)
         self.use_residual = stride == 1 and in_channels == out_channels
 

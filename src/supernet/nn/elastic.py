@@ -4,13 +4,15 @@
   passed through a learned kernel transformation matrix (7→5, then 5→3), shared by all channels of a
   layer and initialised to the identity. Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791),
   Sec. 3.2 "Elastic Kernel Size", Fig. 3.
-- Elastic width (expand ratio): the first ``c`` channels of a layer are active; channels are sorted by
-  importance before width is made elastic (:mod:`supernet.nn.sorting`). Sec. 3.2 "Elastic Width".
+- Elastic width (expand ratio): the first ``c`` channels of a layer are active; channels are sorted
+  by importance before width is made elastic (:mod:`supernet.nn.sorting`). Sec. 3.2 "Elastic Width".
 - Dynamic batch norm: the active channels use the first ``c`` entries of the affine parameters and
   running statistics.
 
 Slicing recomputes nothing while gradients are off and the weights are unchanged: the transformed
-kernel is cached per (kernel size, parameter versions) for evaluation and search.
+kernel is cached per (kernel size, parameter versions) for evaluation and search. Weights must be
+changed in place through autograd-visible ops (optimizers and ``load_state_dict`` are); an edit
+through ``.data`` bypasses the version counter — call :meth:`clear_cache` after one.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ class ElasticPointwiseConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(max_out)) if bias else None
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
 
-    def sliced(self, in_channels: int, out_channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def sliced(
+        self, in_channels: int, out_channels: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Active weight ``[out, in, 1, 1]`` and bias ``[out]`` (views of the full tensors)."""
         w = self.weight[:out_channels, :in_channels]
         b = None if self.bias is None else self.bias[:out_channels]
@@ -74,10 +78,19 @@ class ElasticDepthwiseConv2d(nn.Module):
         self.transforms = nn.ParameterDict(
             {
                 f"{big}to{small}": nn.Parameter(torch.eye(small * small))
-                for big, small in zip(self.kernel_sizes[:0:-1], self.kernel_sizes[-2::-1])
+                for big, small in self._steps()
             }
         )
-        self._cache: dict[int, tuple[tuple[int, ...], torch.Tensor]] = {}
+        self._cache: dict[int, tuple[tuple, torch.Tensor]] = {}
+
+    def clear_cache(self) -> None:
+        """Drop cached transformed kernels."""
+        self._cache.clear()
+
+    def _steps(self) -> list[tuple[int, int]]:
+        """Transformation steps from the largest kernel down, e.g. ``[(7, 5), (5, 3)]``."""
+        ks = self.kernel_sizes
+        return [(ks[i], ks[i - 1]) for i in range(len(ks) - 1, 0, -1)]
 
     def kernel(self, kernel_size: int) -> torch.Tensor:
         """The full-channel kernel ``[max_channels, 1, k, k]`` for ``kernel_size``.
@@ -92,16 +105,21 @@ class ElasticDepthwiseConv2d(nn.Module):
         if torch.is_grad_enabled():
             self._cache.clear()
             return self._transform(kernel_size)
-        versions = (self.weight._version, *(p._version for p in self.transforms.values()))
+        # Identity, dtype, device and version of every input tensor: in-place updates (optimizer
+        # steps, load_state_dict) bump the version; .to()/.double() swap the storage.
+        versions = tuple(
+            (p.data_ptr(), p.dtype, p.device, p._version)
+            for p in (self.weight, *self.transforms.values())
+        )
         hit = self._cache.get(kernel_size)
-        if hit is None or hit[0] != versions or hit[1].device != self.weight.device:
+        if hit is None or hit[0] != versions:
             hit = (versions, self._transform(kernel_size))
             self._cache[kernel_size] = hit
         return hit[1]
 
     def _transform(self, kernel_size: int) -> torch.Tensor:
         w = self.weight
-        for big, small in zip(self.kernel_sizes[:0:-1], self.kernel_sizes[-2::-1]):
+        for big, small in self._steps():
             if big <= kernel_size:
                 break
             start = (big - small) // 2

@@ -40,7 +40,9 @@ def _sort_block(block: ElasticMBConv) -> None:
         expand.weight.copy_(expand.weight[order])
         assert expand.bias is not None and reduce.bias is not None
         expand.bias.copy_(expand.bias[order])
-        se_order = torch.argsort(expand.weight.abs().sum(dim=(0, 2, 3)), descending=True, stable=True)
+        se_order = torch.argsort(
+            expand.weight.abs().sum(dim=(0, 2, 3)), descending=True, stable=True
+        )
         reduce.weight.copy_(reduce.weight[se_order])
         reduce.bias.copy_(reduce.bias[se_order])
         expand.weight.copy_(expand.weight[:, se_order])
@@ -55,3 +57,4 @@ def sort_channels(supernet: nn.Module) -> None:
     for module in supernet.modules():
         if isinstance(module, ElasticMBConv):
             _sort_block(module)
+            module.depthwise_conv.clear_cache()

@@ -1,6 +1,6 @@
 """What can be searched: arch configs, search spaces and their presets (pure Python + numpy)."""
 
-from supernet.space.config import ArchConfig
+from supernet.space.config import ArchConfig, describe
 from supernet.space.encoding import ENCODING_VERSION, encode, encoding_size
 from supernet.space.presets import MBV3_TINY_NOTES, get_space, list_spaces, register_space
 from supernet.space.space import SearchSpace, StageSpec, make_divisible
@@ -11,6 +11,7 @@ __all__ = [
     "ArchConfig",
     "SearchSpace",
     "StageSpec",
+    "describe",
     "encode",
     "encoding_size",
     "get_space",

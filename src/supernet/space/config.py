@@ -17,7 +17,7 @@ from supernet.errors import ConfigError
 if TYPE_CHECKING:
     from supernet.space.space import SearchSpace
 
-__all__ = ["ArchConfig"]
+__all__ = ["ArchConfig", "describe"]
 
 _FIELDS = ("resolution", "kernel_size", "expand_ratio", "depth")
 
@@ -150,3 +150,23 @@ class ArchConfig:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"arch config is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
+
+
+def _run_length(values: tuple[int, ...]) -> str:
+    parts: list[str] = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j < len(values) and values[j] == values[i]:
+            j += 1
+        parts.append(f"{values[i]}x{j - i}" if j - i > 1 else str(values[i]))
+        i = j
+    return ",".join(parts)
+
+
+def describe(config: ArchConfig) -> str:
+    """Short text for tables: ``r28 d4,4,4,4,4 k7x20 e6x20`` (run lengths as ``valuexcount``)."""
+    return (
+        f"r{config.resolution} d{_run_length(config.depth)} "
+        f"k{_run_length(config.kernel_size)} e{_run_length(config.expand_ratio)}"
+    )

@@ -56,14 +56,15 @@ mbv3-tiny: Once-for-All's elastic dimensions on a MobileNetV3 sized for 1x28x28 
   input 1 x {20, 24, 28, 32}^2 (elastic resolution around Fashion-MNIST's native 28)
   stem 3x3 conv stride 2 -> 16 ch (h-swish); fixed MBConv e1 k3 -> 16 ch (relu)
   stage  width  max depth  stride  act      SE
-    1     24       4         1     relu     no
-    2     32       4         2     relu     yes
-    3     48       4         1     h_swish  no
-    4     64       4         2     h_swish  yes
-    5     96       4         1     h_swish  yes
+    1     16       4         2     relu     no
+    2     24       4         1     relu     yes
+    3     32       4         2     h_swish  no
+    4     48       4         1     h_swish  yes
+    5     64       4         1     h_swish  yes
   1x1 conv -> 384 (h-swish), global pool, 1x1 conv -> 512 (h-swish), dropout, linear
   kernel size {3, 5, 7}, expand ratio {3, 4, 6}, depth {2, 3, 4}
-  feature maps at resolution 28: 14 (stages 1) -> 7 (stages 2-3) -> 4 (stages 4-5)
+  feature maps at resolution 28: 14 (stem, first block) -> 7 (stages 1-2) -> 4 (stages 3-5)
+  (strides chosen for speed: depthwise backward dominates a CPU training step)
   size(): ((9^2 + 9^3 + 9^4) ** 5) * 4 resolutions = 8.8e19 subnets
 """
 
@@ -78,11 +79,11 @@ def _mbv3_tiny() -> SearchSpace:
         expand_ratios=(3, 4, 6),
         depths=(2, 3, 4),
         stages=(
-            StageSpec(24, 4, 1, "relu", False),
-            StageSpec(32, 4, 2, "relu", True),
-            StageSpec(48, 4, 1, "h_swish", False),
-            StageSpec(64, 4, 2, "h_swish", True),
-            StageSpec(96, 4, 1, "h_swish", True),
+            StageSpec(16, 4, 2, "relu", False),
+            StageSpec(24, 4, 1, "relu", True),
+            StageSpec(32, 4, 2, "h_swish", False),
+            StageSpec(48, 4, 1, "h_swish", True),
+            StageSpec(64, 4, 1, "h_swish", True),
         ),
         stem_width=16,
         stem_stride=2,

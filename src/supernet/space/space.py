@@ -24,7 +24,7 @@ ACTIVATIONS = ("relu", "h_swish")
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round a channel count to a multiple of ``divisor``, never dropping below 90% of it.
 
-    Reference: MobileNetV2 / MobileNetV3 (Howard et al., ICCV'19, arXiv 1905.02244) channel rounding.
+    Reference: MobileNetV3 (Howard et al., ICCV'19, arXiv 1905.02244) channel rounding.
     """
     min_value = divisor if min_value is None else min_value
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)

@@ -1,0 +1,1 @@
+"""Command line (typer): `supernet train`, `supernet eval`, `supernet spaces`."""

@@ -1,0 +1,172 @@
+"""The ``supernet`` command line: thin commands that validate, call one library function, and turn
+library errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from supernet import __version__
+from supernet.errors import SupernetError
+from supernet.space import describe, get_space, list_spaces
+
+app = typer.Typer(
+    name="supernet",
+    help="Train one Once-for-All supernet by progressive shrinking, then evaluate its subnets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Turn supernet's documented errors into one red line and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (SupernetError, FileNotFoundError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; resume with --resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"supernet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+@app.command()
+@_friendly
+def train(
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Preset name from configs/ (fashion-mnist-quick, fashion-mnist, ...)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A YAML training config instead of a preset.")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/PRESET).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set batch_size=64 (repeatable)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --run-dir from its last checkpoint.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Overwrite a run already in --run-dir.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps (default: the config's).")
+    ] = None,
+) -> None:
+    """Train a supernet by progressive shrinking (Once-for-All, arXiv 1908.09791).
+
+    Phases: full network, elastic kernel, elastic depth, elastic expand ratio; elastic resolution
+    throughout; knowledge distillation from the full network. A checkpoint is written after every
+    epoch; --resume continues exactly where the run stopped.
+    """
+    from supernet.cli.progress import RichReporter
+    from supernet.train import load_config, parse_overrides, read_run_config
+    from supernet.train import train as run_training
+
+    overrides = parse_overrides(set_ or [])
+    if device is not None:
+        overrides["device"] = device
+    if preset is None and config is None:
+        if not (resume and run_dir is not None):
+            raise typer.BadParameter("give --preset or --config (or --resume with --run-dir)")
+        saved = read_run_config(run_dir).to_dict()
+        cfg = load_config(overrides={**saved, **overrides})
+    else:
+        cfg = load_config(preset, path=config, overrides=overrides)
+    run_dir = run_dir or Path("runs") / cfg.preset
+    console.print(f"training preset [bold]{cfg.preset}[/bold] ({cfg.space} on {cfg.dataset}) "
+                  f"into {run_dir}")  # fmt: skip
+    start = time.perf_counter()
+    with RichReporter(console) as reporter:
+        result = run_training(cfg, run_dir, resume=resume, force=force, reporter=reporter)
+    console.print(
+        f"done in {time.perf_counter() - start:.0f} s; checkpoint and metrics.csv in "
+        f"{result.run_dir}"
+    )
+
+
+@app.command("eval")
+@_friendly
+def eval_(
+    run_dir: Annotated[Path, typer.Option(help="Run directory written by `supernet train`.")],
+    split: Annotated[str, typer.Option(help="test or val.")] = "test",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Evaluate the largest, a middle and the smallest subnet of a run.
+
+    Each subnet is extracted, BN re-calibrated on training images and tested; the table (config,
+    MACs, params, top-1 accuracy) is printed and saved as eval.csv and eval.md in the run directory.
+    """
+    from supernet.report import evaluate_run
+
+    result = evaluate_run(run_dir, split=split, device=device)
+    table = Table(title=f"{run_dir} — {split} split ({result.progress})")
+    for col in ("subnet", "config", "MACs (M)", "params (M)", "top-1 (%)"):
+        table.add_column(col, justify="left" if col in ("subnet", "config") else "right")
+    for r in result.rows:
+        table.add_row(r.name, describe(r.config), f"{r.macs / 1e6:.2f}", f"{r.params / 1e6:.3f}",
+                      f"{r.accuracy:.2f}")  # fmt: skip
+    console.print(table)
+    console.print(f"saved {run_dir / 'eval.csv'} and {run_dir / 'eval.md'}")
+
+
+@app.command()
+@_friendly
+def spaces(
+    name: Annotated[str | None, typer.Argument(help="Show one space in detail.")] = None,
+) -> None:
+    """List the search spaces (or describe one): choices per elastic dimension and size()."""
+    names = [name] if name else list_spaces()
+    table = Table()
+    for col in ("space", "input", "resolutions", "kernel", "expand", "depth", "stages", "size()"):
+        table.add_column(col, no_wrap=col in ("space", "size()"))
+    for n in names:
+        s = get_space(n)
+        res = s.resolutions
+        res_text = f"{res[0]}..{res[-1]} ({len(res)})" if len(res) > 4 else str(res)
+        table.add_row(
+            s.name, f"{s.input_channels}ch", res_text, str(s.kernel_sizes), str(s.expand_ratios),
+            str(s.depths), str(s.num_stages), f"{s.size():.2e}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,135 @@
+"""Evaluate a finished (or partial) run: the largest, a middle and the smallest subnet on the test
+set, each extracted and BN re-calibrated; the table is written to the run directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from supernet.checkpoint import load_checkpoint
+from supernet.cost import count_params, measure_macs
+from supernet.data import BatchLoader, load_dataset
+from supernet.errors import ConfigError
+from supernet.runtime import detect_runtime
+from supernet.space import ArchConfig, describe
+from supernet.train import (
+    build_supernet,
+    calibration_loader,
+    checkpoint_metadata,
+    evaluate_subnet,
+    read_run_config,
+)
+from supernet.train.rundir import CHECKPOINT, write_text_atomic
+
+__all__ = ["SPLITS", "RunEvaluation", "SubnetRow", "evaluate_run"]
+
+SPLITS = ("test", "val")
+
+
+@dataclass(frozen=True)
+class SubnetRow:
+    """One evaluated subnet: accuracy in %, MACs and params as counts (batch 1)."""
+
+    name: str
+    config: ArchConfig
+    macs: int
+    params: int
+    accuracy: float
+    images: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "subnet": self.name,
+            "config": describe(self.config),
+            "resolution": self.config.resolution,
+            "macs": self.macs,
+            "params": self.params,
+            "accuracy": round(self.accuracy, 2),
+            "images": self.images,
+            "config_json": self.config.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    run_dir: Path
+    split: str
+    finished: bool
+    progress: str
+    rows: list[SubnetRow]
+
+    def markdown(self) -> str:
+        lines = [
+            f"Subnets of `{self.run_dir}` on the {self.split} split ({self.progress}); "
+            "each extracted and BN re-calibrated on 2,000 training images.",
+            "",
+            "| subnet | config | MACs (M) | params (M) | top-1 (%) |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r.name} | `{describe(r.config)}` | {r.macs / 1e6:.2f} | "
+                f"{r.params / 1e6:.3f} | {r.accuracy:.2f} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def evaluate_run(
+    run_dir: str | Path, *, split: str = "test", device: str = "auto"
+) -> RunEvaluation:
+    """Evaluate the largest, middle and smallest subnet of the run's space on ``split``.
+
+    Writes ``eval.csv`` and ``eval.md`` into the run directory.
+
+    Raises:
+        ConfigError: an unknown split (lists the allowed ones).
+        RunDirError: ``run_dir`` holds no run.
+        CheckpointError: the checkpoint is missing, unreadable or of another run.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split = {split!r} is not allowed; choose from {SPLITS}")
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    payload, _ = load_checkpoint(run_dir / CHECKPOINT, expect=checkpoint_metadata(config))
+    rt = detect_runtime(device, amp=False)
+    splits = load_dataset(config.dataset)
+    space, supernet = build_supernet(config, splits)
+    supernet.load_state_dict(payload["model"])
+    supernet = supernet.to(rt.device).eval()
+    phase_index, n_phases = payload["phase_index"], len(config.phases)
+    finished = phase_index >= n_phases
+    progress = (
+        "training finished"
+        if finished
+        else f"partial run: stopped in phase {config.phases[phase_index].name!r} "
+        f"epoch {payload['epoch']}"
+    )
+    calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+    data_split = splits.test if split == "test" else splits.val
+    data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
+    rows = []
+    for name, arch in (
+        ("largest", space.largest()),
+        ("middle", space.middle()),
+        ("smallest", space.smallest()),
+    ):
+        score, subnet = evaluate_subnet(
+            supernet, arch, calib=calib, data=data, device=rt.device,
+            channels_last=config.channels_last,
+        )  # fmt: skip
+        shape = (1, space.input_channels, arch.resolution, arch.resolution)
+        with torch.no_grad():
+            macs = measure_macs(subnet, shape)
+        rows.append(SubnetRow(name, arch, macs, count_params(subnet), score.accuracy, score.images))
+    result = RunEvaluation(run_dir, split, finished, progress, rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0].as_dict()))
+    writer.writeheader()
+    writer.writerows(r.as_dict() for r in rows)
+    write_text_atomic(run_dir / "eval.csv", buf.getvalue())
+    write_text_atomic(run_dir / "eval.md", result.markdown())
+    return result

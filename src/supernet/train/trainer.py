@@ -1,0 +1,242 @@
+"""Progressive shrinking training loop (nanoGPT style: choices made once at the top, one loop).
+
+Reference: Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791), Sec. 3.2: train the full network,
+then make kernel size, depth and expand ratio elastic in turn, sampling several subnets per step
+and distilling from the full network; resolution is elastic throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from supernet import __version__
+from supernet.checkpoint import (
+    load_checkpoint,
+    numpy_rng_state,
+    restore_numpy_rng,
+    restore_torch_rng,
+    save_checkpoint,
+    torch_rng_state,
+)
+from supernet.data import BatchLoader, DatasetSplits, load_dataset, resize
+from supernet.errors import ConfigError, SupernetError
+from supernet.nn import OFAMobileNetV3, create_supernet, sort_channels
+from supernet.runtime import Runtime, detect_runtime, make_generators, set_threads
+from supernet.space import SearchSpace, get_space
+from supernet.train.config import PhaseConfig, TrainConfig
+from supernet.train.distill import soft_target_cross_entropy
+from supernet.train.evaluate import calibration_loader, evaluate_subnet
+from supernet.train.rundir import CHECKPOINT, config_digest, prepare_run_dir, write_metrics
+from supernet.train.schedule import lr_at, phase_space
+
+__all__ = ["TrainReporter", "TrainResult", "build_supernet", "checkpoint_metadata", "train"]
+
+log = logging.getLogger(__name__)
+
+
+class TrainReporter:
+    """Hooks for progress display; the CLI subclasses it with a rich progress bar."""
+
+    def on_epoch_start(self, phase: str, epoch: int, epochs: int, steps: int) -> None: ...
+    def on_step(self, loss: float, lr: float) -> None: ...
+    def on_epoch_end(self, row: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: list[dict[str, Any]]
+    supernet: OFAMobileNetV3
+
+
+def checkpoint_metadata(config: TrainConfig) -> dict[str, str]:
+    """What a checkpoint must match to be resumed or evaluated with ``config``."""
+    return {
+        "kind": "supernet-train",
+        "space": config.space,
+        "preset": config.preset,
+        "config_digest": config_digest(config),
+        "library_version": __version__,
+    }
+
+
+def build_supernet(config: TrainConfig, splits: DatasetSplits) -> tuple[SearchSpace, nn.Module]:
+    """The search space (with the dataset's class count) and a fresh supernet for ``config``.
+
+    Raises:
+        ConfigError: when the dataset's channel count does not fit the space.
+    """
+    space = get_space(config.space, num_classes=splits.num_classes)
+    if space.input_channels != splits.input_channels:
+        raise ConfigError(
+            f"space {space.name!r} takes {space.input_channels}-channel input, dataset "
+            f"{config.dataset!r} has {splits.input_channels} channel(s)"
+        )
+    return space, create_supernet(space, dropout=config.dropout)
+
+
+def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        # No weight decay on BN affine parameters, biases and kernel transformation matrices.
+        (no_decay if p.ndim <= 1 or "transforms" in name else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
+
+
+def _teacher(model: OFAMobileNetV3) -> nn.Module:
+    teacher = model.get_subnet(model.space.largest()).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    reporter: TrainReporter | None = None,
+) -> TrainResult:
+    """Train a supernet by progressive shrinking; checkpoint after every epoch.
+
+    Resuming restores phase, epoch, weights, teacher, optimizer and every RNG, so a resumed run
+    computes the same weights as an uninterrupted one (same device and thread count).
+
+    Raises:
+        RunDirError: run directory conflicts (see :func:`prepare_run_dir`).
+        CheckpointError: unreadable checkpoint, or one of another space/preset/config.
+        DataNotFoundError: the dataset is not installed.
+        SupernetError: a non-finite loss (names phase, epoch and step).
+    """
+    reporter = reporter or TrainReporter()
+    run_dir = prepare_run_dir(run_dir, config, resume=resume, force=force)
+    rt: Runtime = detect_runtime(config.device, amp=config.amp)
+    set_threads(config.threads)
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
+    splits = load_dataset(config.dataset)
+    # Weight init and dropout draw from torch's global generator: seeded once here, saved below.
+    torch.manual_seed(config.seed)
+    space, model = build_supernet(config, splits)
+    model = model.to(rt.device, memory_format=fmt)
+    np_rng, gen = make_generators(config.seed)
+    calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+    val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
+                      limit=config.val_limit)  # fmt: skip
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
+    phase_index, epoch0, metrics = 0, 0, []
+    teacher: nn.Module | None = None
+    opt_state = None
+    ckpt_path = run_dir / CHECKPOINT
+    if resume and ckpt_path.is_file():
+        payload, _ = load_checkpoint(ckpt_path, expect=checkpoint_metadata(config))
+        model.load_state_dict(payload["model"])
+        if payload["teacher"] is not None:
+            teacher = _teacher(model)
+            teacher.load_state_dict(payload["teacher"])
+        phase_index, epoch0, metrics = payload["phase_index"], payload["epoch"], payload["metrics"]
+        opt_state, _ = payload["optimizer"], scaler.load_state_dict(payload["scaler"])
+        np_rng = restore_numpy_rng(payload["rng"]["numpy"])
+        gen = restore_torch_rng(payload["rng"]["torch"])
+        torch.set_rng_state(payload["rng"]["torch_global"])
+        log.info("resuming %s at phase %d epoch %d", run_dir, phase_index, epoch0)
+
+    def save(next_phase: int, next_epoch: int, optimizer: torch.optim.Optimizer | None) -> None:
+        payload = {
+            "model": model.state_dict(),
+            "teacher": None if teacher is None else teacher.state_dict(),
+            "optimizer": None if optimizer is None else optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "phase_index": next_phase,
+            "epoch": next_epoch,
+            "metrics": metrics,
+            "rng": {
+                "numpy": numpy_rng_state(np_rng),
+                "torch": torch_rng_state(gen),
+                "torch_global": torch.get_rng_state(),
+            },
+        }
+        save_checkpoint(ckpt_path, payload, metadata=checkpoint_metadata(config))
+        write_metrics(run_dir, metrics)
+
+    for pi in range(phase_index, len(config.phases)):
+        phase: PhaseConfig = config.phases[pi]
+        sub = phase_space(space, phase)
+        if opt_state is None and phase.sort_channels:
+            sort_channels(model)
+        if phase.distill and teacher is None:
+            teacher = _teacher(model)
+        optimizer = _optimizer(model, config, phase.lr)
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+            opt_state = None
+        loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=True,
+                             generator=gen, drop_last=True,
+                             limit=phase.train_limit or config.train_limit)  # fmt: skip
+        total = phase.epochs * len(loader)
+        warmup = round(phase.warmup_epochs * len(loader))
+        for epoch in range(epoch0 if pi == phase_index else 0, phase.epochs):
+            reporter.on_epoch_start(phase.name, epoch, phase.epochs, len(loader))
+            model.train()
+            start, loss_sum = time.perf_counter(), 0.0
+            for step, (x, y) in enumerate(loader):
+                lr = lr_at(epoch * len(loader) + step, total, phase.lr, warmup)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                resolution = int(np_rng.choice(sub.resolutions))
+                x = resize(x, resolution).to(rt.device, memory_format=fmt)
+                y = y.to(rt.device)
+                soft = None
+                if phase.distill and teacher is not None:
+                    with torch.no_grad(), rt.autocast():
+                        soft = F.softmax(teacher(x).float(), dim=1)
+                optimizer.zero_grad(set_to_none=True)
+                step_loss = 0.0
+                for _ in range(phase.subnets_per_step):
+                    model.set_active(replace(sub.sample(np_rng), resolution=resolution))
+                    with rt.autocast():
+                        logits = model(x).float()
+                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                    if soft is not None:
+                        loss = loss + config.kd_ratio * soft_target_cross_entropy(logits, soft)
+                    scaler.scale(loss).backward()
+                    step_loss += loss.item() / phase.subnets_per_step
+                if not math.isfinite(step_loss):
+                    raise SupernetError(
+                        f"non-finite loss {step_loss} in phase {phase.name!r}, epoch {epoch + 1}, "
+                        f"step {step + 1}; the last good checkpoint is kept in {ckpt_path}"
+                    )
+                scaler.step(optimizer)
+                scaler.update()
+                loss_sum += step_loss
+                reporter.on_step(step_loss, lr)
+            row: dict[str, Any] = {
+                "phase": phase.name,
+                "epoch": epoch + 1,
+                "train_loss": round(loss_sum / max(len(loader), 1), 5),
+                "lr_end": lr_at(min((epoch + 1) * len(loader), total) - 1, total, phase.lr, warmup),
+                "train_seconds": round(time.perf_counter() - start, 2),
+            }
+            for label, cfg in (("largest", sub.largest()), ("smallest", sub.smallest())):
+                score, _ = evaluate_subnet(model, cfg, calib=calib, data=val, device=rt.device,
+                                           channels_last=config.channels_last)  # fmt: skip
+                row[f"val_acc_{label}"] = round(score.accuracy, 3)
+            metrics.append(row)
+            last = epoch + 1 == phase.epochs
+            save(pi + 1 if last else pi, 0 if last else epoch + 1, None if last else optimizer)
+            reporter.on_epoch_end(row)
+    model.set_active(space.largest())
+    return TrainResult(run_dir, metrics, model)

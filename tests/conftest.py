@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    """Tests run with the thread count CI has, so results do not depend on the machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+TINY_PHASES = [
+    {"name": "full", "epochs": 2, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
+     "depths": "max", "distill": False},
+    {"name": "kernel", "epochs": 1, "lr": 0.02, "expand_ratios": "max", "depths": "max"},
+    {"name": "depth", "epochs": 1, "lr": 0.02, "expand_ratios": "max"},
+    {"name": "expand", "epochs": 2, "lr": 0.02, "sort_channels": True, "subnets_per_step": 2},
+]  # fmt: skip
+
+
+@pytest.fixture
+def tiny_config():
+    """A progressive-shrinking config on scikit-learn digits that trains in a few seconds."""
+    from supernet.train import load_config
+
+    def make(**overrides):
+        data = {
+            "preset": "test-tiny",
+            "space": "mbv3-tiny",
+            "dataset": "digits",
+            "batch_size": 32,
+            "train_limit": 96,
+            "val_limit": 64,
+            "bn_calib_images": 64,
+            "eval_batch_size": 64,
+            "device": "cpu",
+            "phases": [dict(p) for p in TINY_PHASES],
+        }
+        data.update(overrides)
+        return load_config(overrides=data)
+
+    return make

@@ -1,0 +1,235 @@
+"""Subnet extraction: ``get_subnet(config)`` computes exactly what the supernet computes for
+``config``, holds only plain (non-elastic) modules of the right size, and owns its weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from supernet.errors import ConfigError
+from supernet.nn import (
+    ElasticBatchNorm2d,
+    ElasticDepthwiseConv2d,
+    ElasticMBConv,
+    ElasticPointwiseConv2d,
+    ElasticSqueezeExcite,
+    MBConv,
+    MobileNetV3,
+    create_supernet,
+)
+from supernet.space import ArchConfig, SearchSpace, list_spaces, make_divisible
+
+ELASTIC_TYPES = (
+    ElasticBatchNorm2d,
+    ElasticDepthwiseConv2d,
+    ElasticMBConv,
+    ElasticPointwiseConv2d,
+    ElasticSqueezeExcite,
+)
+# Random configs per space (plus largest and smallest); presets not named here get a few.
+N_RANDOM_CONFIGS = {"mbv3-tiny": 20, "ofa-mbv3": 20}
+DEFAULT_N_RANDOM_CONFIGS = 2
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def expected_subnet_params(space: SearchSpace, config: ArchConfig, num_classes: int) -> int:
+    """Parameter count of ``config``'s subnet, from the space's widths alone."""
+    c_in, stem, first = space.input_channels, space.stem_width, space.first_block_width
+    total = c_in * stem * 9 + 2 * stem  # stem conv + BN
+    total += stem * 9 + 2 * stem + stem * first + 2 * first  # first block: dw + BN, project + BN
+    slot, in_ch = 0, first
+    for stage, depth in zip(space.stages, config.depth, strict=True):
+        for i in range(stage.max_depth):
+            if i < depth:
+                k, e, out = config.kernel_size[slot], config.expand_ratio[slot], stage.width
+                mid = make_divisible(round(in_ch * e), 8)
+                total += in_ch * mid + 2 * mid  # expand conv + BN
+                total += mid * k * k + 2 * mid  # depthwise conv + BN
+                if stage.use_se:
+                    se_mid = make_divisible(mid // 4, 8)
+                    total += 2 * mid * se_mid + se_mid + mid  # reduce, expand (with biases)
+                total += mid * out + 2 * out  # project conv + BN
+            in_ch = stage.width
+            slot += 1
+    total += in_ch * space.final_expand_width + 2 * space.final_expand_width
+    total += space.final_expand_width * space.feature_mix_width
+    total += space.feature_mix_width * num_classes + num_classes
+    return total
+
+
+@pytest.mark.parametrize("space_name", list_spaces())
+def test_subnet_outputs_equal_supernet_outputs(space_name, randomize, calibrate):
+    model = randomize(create_supernet(space_name), seed=1)
+    space = model.space
+    rng = np.random.default_rng(12345)
+    n_random = N_RANDOM_CONFIGS.get(space_name, DEFAULT_N_RANDOM_CONFIGS)
+    configs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(n_random)]
+    batch = 2 if space_name == "mbv3-tiny" else 1
+    g = torch.Generator().manual_seed(7)
+    param_counts = []
+    for i, config in enumerate(configs):
+        r = config.resolution
+        x = torch.randn(batch, space.input_channels, r, r, generator=g)
+        calibrate(model, config, x, seed=i)
+        with torch.no_grad():
+            model.set_active(config)
+            out_super = model(x)
+            sub = model.get_subnet(config).eval()
+            out_sub = sub(x)
+
+        assert out_super.shape == (batch, space.num_classes)
+        assert out_sub.shape == out_super.shape
+        assert out_super.std().item() > 1e-2, f"{config}: logits too small to compare"
+        diff = (out_super - out_sub).abs().max().item()
+        assert diff <= 1e-5, f"{space_name} {config}: subnet differs from supernet by {diff}"
+
+        assert isinstance(sub, MobileNetV3)
+        assert sub.config == config
+        elastic = [type(m).__name__ for m in sub.modules() if isinstance(m, ELASTIC_TYPES)]
+        assert not elastic, f"subnet still holds elastic modules {elastic}"
+        assert not any(type(m).__name__.startswith("Elastic") for m in sub.modules())
+        assert len(sub.blocks) == 1 + sum(config.depth)
+        assert all(isinstance(b, MBConv) for b in sub.blocks)
+        active = config.active_blocks(space.stage_max_depths)
+        for b, slot in zip(sub.blocks[1:], active, strict=True):
+            assert b.depthwise[0].kernel_size == (config.kernel_size[slot],) * 2
+
+        count = n_params(sub)
+        assert count == expected_subnet_params(space, config, model.num_classes), config
+        param_counts.append(count)
+
+    largest, smallest = param_counts[0], param_counts[1]
+    assert smallest < min(param_counts[2:]) <= max(param_counts[2:]) < largest
+    # The largest subnet holds every supernet weight except the kernel transformation matrices.
+    n_transforms = sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, ElasticDepthwiseConv2d)
+        for p in m.transforms.values()
+    )
+    assert largest == n_params(model) - n_transforms
+
+
+def test_input_changes_the_output(randomize, calibrate):
+    """Guards the equivalence test against a network whose output ignores its input."""
+    model = randomize(create_supernet("mbv3-tiny"), seed=1)
+    config = model.space.smallest()
+    x = torch.randn(
+        2, 1, config.resolution, config.resolution, generator=torch.Generator().manual_seed(4)
+    )
+    calibrate(model, config, x)
+    with torch.no_grad():
+        out = model(x)
+    assert (out[0] - out[1]).abs().max().item() > 1e-2
+
+
+def test_subnet_matches_supernet_in_train_mode(randomize):
+    """With batch statistics (train mode, no dropout), outputs and BN running-stat updates match."""
+    model = randomize(create_supernet("mbv3-tiny", dropout=0.0), seed=2)
+    space = model.space
+    config = space.sample(np.random.default_rng(3))
+    config = ArchConfig(28, config.kernel_size, config.expand_ratio, config.depth)
+    model.set_active(config)
+    model.train()
+    sub = model.get_subnet(config)
+    assert sub.training
+    x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out_super, out_sub = model(x), sub(x)
+    torch.testing.assert_close(out_sub, out_super, atol=1e-5, rtol=1e-5)
+    slot = config.active_blocks(space.stage_max_depths)[0]
+    mid = model.blocks[slot].mid_channels(config.expand_ratio[slot])
+    torch.testing.assert_close(
+        sub.blocks[1].expand[1].running_mean, model.blocks[slot].expand_bn.running_mean[:mid]
+    )
+
+
+def test_get_subnet_defaults_to_the_active_config():
+    model = create_supernet("mbv3-tiny")
+    config = model.space.sample(np.random.default_rng(0))
+    model.set_active(config)
+    assert model.get_subnet().config == config
+    assert len(model.get_subnet().blocks) == 1 + sum(config.depth)
+
+
+def test_subnet_owns_its_weights(randomize, calibrate):
+    model = randomize(create_supernet("mbv3-tiny"), seed=3)
+    space = model.space
+    # Kernel 7 everywhere: the untransformed kernel is the supernet's weight tensor itself.
+    for kernel in (7, 5):
+        config = ArchConfig(
+            28, (kernel,) * space.num_blocks, (6,) * space.num_blocks, (4,) * space.num_stages
+        )
+        x = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(kernel))
+        calibrate(model, config, x)
+        with torch.no_grad():
+            before = model(x)
+            sub = model.get_subnet(config).eval()
+            sub_before = sub(x)
+
+            super_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+            super_storages |= {b.untyped_storage().data_ptr() for b in model.buffers()}
+            for t in [*sub.parameters(), *sub.buffers()]:
+                assert t.untyped_storage().data_ptr() not in super_storages
+
+            for p in sub.parameters():
+                p.mul_(-1.5).add_(0.3)
+            for name, b in sub.named_buffers():
+                if name.endswith("running_mean"):
+                    b.add_(1.0)
+            after = model(x)
+            sub_after = sub(x)
+        torch.testing.assert_close(after, before, atol=0, rtol=0)
+        assert (sub_after - sub_before).abs().max().item() > 1e-3
+
+        # ... and changing the supernet afterwards leaves an extracted subnet alone.
+        sub2 = model.get_subnet(config).eval()
+        with torch.no_grad():
+            ref = sub2(x)
+            for p in model.parameters():
+                p.mul_(0.5)
+            torch.testing.assert_close(sub2(x), ref, atol=0, rtol=0)
+
+
+def _bad_configs(space: SearchSpace) -> list[ArchConfig]:
+    good = space.largest()
+    n, s = space.num_blocks, space.num_stages
+    return [
+        ArchConfig(good.resolution, (4, *good.kernel_size[1:]), good.expand_ratio, good.depth),
+        ArchConfig(good.resolution, good.kernel_size, (*good.expand_ratio[:-1], 5), good.depth),
+        ArchConfig(good.resolution, good.kernel_size, good.expand_ratio, (5,) * s),
+        ArchConfig(good.resolution + 1, good.kernel_size, good.expand_ratio, good.depth),
+        ArchConfig(good.resolution, (7,) * (n - 1), good.expand_ratio, good.depth),
+    ]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_invalid_config_raises_config_error(index):
+    model = create_supernet("mbv3-tiny")
+    bad = _bad_configs(model.space)[index]
+    active = model.active_config
+    with pytest.raises(ConfigError):
+        model.get_subnet(bad)
+    with pytest.raises(ValueError, match="mbv3-tiny"):
+        model.set_active(bad)
+    assert model.active_config == active  # a rejected config leaves the supernet as it was
+    assert [b.active_kernel_size for b in model.blocks] == list(active.kernel_size)
+
+
+def test_static_block_param_count_by_hand():
+    """Anchor for :func:`expected_subnet_params`: one block counted by hand."""
+    model = create_supernet("mbv3-tiny")
+    # stage 1, slot 0: in 16, e 6 -> mid 96, k 7, out 16, no SE
+    assert n_params(model.blocks[0].to_static(7, 6)) == 16 * 96 + 96 * 49 + 96 * 16 + 2 * (
+        96 + 96 + 16
+    )
+    # stage 2, slot 4: in 16, e 3 -> mid 48, k 3, out 24, SE hidden make_divisible(12, 8) = 16
+    se = 48 * 16 + 16 + 16 * 48 + 48
+    assert n_params(model.blocks[4].to_static(3, 3)) == 16 * 48 + 48 * 9 + se + 48 * 24 + 2 * (
+        48 + 48 + 24
+    )

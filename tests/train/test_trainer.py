@@ -1,0 +1,123 @@
+import csv
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from supernet.checkpoint import load_checkpoint
+from supernet.data import BatchLoader, load_digits, resize
+from supernet.errors import CheckpointError, RunDirError
+from supernet.nn import create_supernet
+from supernet.space import get_space
+from supernet.train import TrainReporter, recalibrate_bn, train
+from supernet.train.rundir import CHECKPOINT
+
+
+def test_a_few_steps_on_real_digits_reduce_the_loss():
+    splits = load_digits()
+    space = get_space("mbv3-tiny", num_classes=10)
+    model = create_supernet(space, dropout=0.0)
+    model.set_active(space.smallest())
+    gen = torch.Generator().manual_seed(0)
+    loader = BatchLoader(splits.train, 64, shuffle=True, augment=False, generator=gen)
+    x_eval, y_eval = next(iter(BatchLoader(splits.val, 200, shuffle=False, augment=False)))
+    x_eval = resize(x_eval, 20)
+
+    def eval_loss():
+        subnet = model.get_subnet(space.smallest())
+        recalibrate_bn(subnet, (resize(x, 20) for x, _ in loader))
+        with torch.no_grad():
+            return F.cross_entropy(subnet(x_eval), y_eval).item()
+
+    before = eval_loss()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model.train()
+    for _ in range(2):
+        for x, y in loader:
+            loss = F.cross_entropy(model(resize(x, 20)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    after = eval_loss()
+    assert after < 0.5 * before
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_training_runs_every_phase_and_writes_the_run_dir(tmp_path, tiny_config):
+    cfg = tiny_config()
+    result = train(cfg, tmp_path / "run")
+    rows = _rows(tmp_path / "run")
+    expected = [(p.name, e + 1) for p in cfg.phases for e in range(p.epochs)]
+    assert [(r["phase"], int(r["epoch"])) for r in rows] == expected
+    assert (tmp_path / "run" / "config.yaml").read_text() == cfg.to_yaml()
+    payload, meta = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert payload["phase_index"] == len(cfg.phases) and payload["epoch"] == 0
+    assert payload["teacher"] is not None and meta["space"] == "mbv3-tiny"
+    assert all(0.0 <= float(r["val_acc_smallest"]) <= 100.0 for r in rows)
+    assert result.supernet.active_config == result.supernet.space.largest()
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfter(TrainReporter):
+    def __init__(self, epochs: int) -> None:
+        self.left = epochs
+
+    def on_epoch_end(self, row):
+        self.left -= 1
+        if self.left == 0:
+            raise _Crash
+
+
+@pytest.mark.parametrize("crash_after_epochs", [1, 3, 5])
+def test_resume_continues_exactly_where_it_stopped(tmp_path, tiny_config, crash_after_epochs):
+    cfg = tiny_config()
+    reference = train(cfg, tmp_path / "a").supernet.state_dict()
+    with pytest.raises(_Crash):
+        train(cfg, tmp_path / "b", reporter=_CrashAfter(crash_after_epochs))
+    resumed = train(cfg, tmp_path / "b", resume=True).supernet.state_dict()
+    assert _rows(tmp_path / "a") == [
+        {**r, "train_seconds": a["train_seconds"]}
+        for r, a in zip(_rows(tmp_path / "b"), _rows(tmp_path / "a"), strict=True)
+    ]
+    for key, value in reference.items():
+        assert torch.equal(value, resumed[key]), key
+
+
+def test_existing_run_is_not_overwritten_without_force(tmp_path, tiny_config):
+    cfg = tiny_config(phases=[{"name": "full", "epochs": 1, "lr": 0.05, "distill": False}])
+    train(cfg, tmp_path / "run")
+    before = (tmp_path / "run" / CHECKPOINT).read_bytes()
+    with pytest.raises(RunDirError, match=r"already holds a run; pass --resume .* or --force"):
+        train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() == before
+    other = tiny_config(batch_size=16, phases=cfg.to_dict()["phases"])
+    with pytest.raises(
+        RunDirError, match=r"holds a different run .* differing keys: \['batch_size'\]"
+    ):
+        train(other, tmp_path / "run", resume=True)
+    train(other, tmp_path / "run", force=True)
+    assert (tmp_path / "run" / CHECKPOINT).read_bytes() != before
+
+
+def test_non_run_directory_is_refused(tmp_path, tiny_config):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="not empty and holds no supernet run"):
+        train(tiny_config(), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, tiny_config):
+    cfg = tiny_config(phases=[{"name": "full", "epochs": 2, "lr": 0.05, "distill": False}])
+    with pytest.raises(_Crash):
+        train(cfg, tmp_path, reporter=_CrashAfter(1))
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        train(cfg, tmp_path, resume=True)
