@@ -1,7 +1,7 @@
 # `make demo`: set up, then run the main job (train a supernet on Fashion-MNIST, evaluate subnets).
 # `make test`: set up, then lint, check the layer contract and run the tests (what .ci/run calls).
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+PIP := PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip --disable-pip-version-check
 RUN ?= runs/fashion-mnist-quick
 PRESET ?= fashion-mnist-quick
 

@@ -111,3 +111,8 @@ def test_encoding_masks_inactive_blocks(space):
         active = set(c.active_blocks(space.stage_max_depths))
         for slot in range(space.num_blocks):
             assert blocks[slot].sum() == (2 if slot in active else 0)
+
+
+def test_space_encode_method_matches_function(space):
+    configs = [space.largest(), space.smallest()]
+    assert np.array_equal(space.encode(configs), encode(configs, space))

@@ -121,3 +121,41 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, tiny_config):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         train(cfg, tmp_path, resume=True)
+
+
+def test_sandwich_trains_the_largest_and_smallest_every_step(tmp_path, tiny_config, monkeypatch):
+    from supernet.nn import OFAMobileNetV3
+
+    seen = []
+    original = OFAMobileNetV3.set_active
+
+    def record(self, config):
+        if self.training:
+            seen.append(config)
+        original(self, config)
+
+    monkeypatch.setattr(OFAMobileNetV3, "set_active", record)
+    phases = [
+        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
+         "depths": "max", "distill": False},
+        {"name": "expand", "epochs": 1, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
+    ]  # fmt: skip
+    train(tiny_config(phases=phases), tmp_path)
+    space = get_space("mbv3-tiny")
+    steps = 96 // 32
+    # seen: the constructor's config, one per full-phase step, 3 per sandwich step, the final reset
+    assert len(seen) == 1 + steps + 3 * steps + 1
+    sandwich = seen[1 + steps : 1 + 4 * steps]
+    for i in range(steps):
+        big, small, rand = sandwich[3 * i : 3 * i + 3]
+        assert big.kernel_size == space.largest().kernel_size and big.depth == (4,) * 5
+        assert small.expand_ratio == space.smallest().expand_ratio
+        assert small.depth == (2,) * 5 and big.resolution == small.resolution == rand.resolution
+
+
+def test_sandwich_needs_two_subnets_per_step(tiny_config):
+    from supernet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sandwich needs subnets_per_step >= 2, got 1"):
+        tiny_config(phases=[{"name": "f", "epochs": 1, "lr": 0.1, "distill": False,
+                             "sandwich": True}])  # fmt: skip

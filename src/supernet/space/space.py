@@ -260,6 +260,12 @@ class SearchSpace:
             depth=mix(a.depth, b.depth),
         )
 
+    def encode(self, configs: list[ArchConfig]) -> np.ndarray:
+        """Once-for-All one-hot encoding, ``[N, F]`` float32 (:mod:`supernet.space.encoding`)."""
+        from supernet.space.encoding import encode  # encoding imports this module
+
+        return encode(configs, self)
+
     def validate(self, config: ArchConfig) -> ArchConfig:
         """Same as ``config.validate(self)``."""
         return config.validate(self)

@@ -26,7 +26,8 @@ __all__ = [
 # Presets live in the repository's configs/ folder (DESIGN.md); editable installs find them here.
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 
-Choice = str | list[int]  # "all", "max", "min" or an explicit list of choices
+Choice = str | list[int]
+OPTIMIZERS = ("sgd", "adamw")  # "all", "max", "min" or an explicit list of choices
 
 
 @dataclass
@@ -36,6 +37,11 @@ class PhaseConfig:
     ``kernel_sizes`` / ``expand_ratios`` / ``depths`` / ``resolutions`` are ``"all"``, ``"max"``,
     ``"min"`` or a list of choices of the space. Reference: Once-for-All (arXiv 1908.09791),
     Sec. 3.2 and Fig. 2 (full network → elastic kernel → elastic depth → elastic width).
+
+    ``sandwich``: of the ``subnets_per_step`` subnets, the first two are the phase's largest and
+    smallest, the rest random — the sandwich rule of Universally Slimmable Networks (Yu & Huang,
+    arXiv 1903.05134, Sec. 3.1) and BigNAS (arXiv 2003.11142, Sec. 3.1), beyond Once-for-All's
+    purely random sampling; it keeps the extremes of the space trained in short schedules.
     """
 
     name: str
@@ -48,6 +54,7 @@ class PhaseConfig:
     subnets_per_step: int = 1
     distill: bool = True
     sort_channels: bool = False
+    sandwich: bool = False
     warmup_epochs: float = 0.0
     train_limit: int | None = None  # images per epoch for this phase (default: the run's)
 
@@ -61,8 +68,10 @@ class TrainConfig:
     dataset: str = "fashion-mnist"
     seed: int = 0
     batch_size: int = 128
+    optimizer: str = "sgd"
     momentum: float = 0.9
     nesterov: bool = True
+    augment: bool = True
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
     kd_ratio: float = 1.0
@@ -98,6 +107,8 @@ class TrainConfig:
         for name in ("weight_decay", "kd_ratio", "momentum"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} = {getattr(self, name)} must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer = {self.optimizer!r}; choose from {OPTIMIZERS}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing = {self.label_smoothing} must be in [0, 1)")
         if not self.phases:
@@ -113,6 +124,10 @@ class TrainConfig:
                 raise ConfigError(f"{where}.lr = {p.lr!r} must be > 0")
             if not isinstance(p.subnets_per_step, int) or p.subnets_per_step < 1:
                 raise ConfigError(f"{where}.subnets_per_step = {p.subnets_per_step!r} must be >= 1")
+            if p.sandwich and p.subnets_per_step < 2:
+                raise ConfigError(
+                    f"{where}.sandwich needs subnets_per_step >= 2, got {p.subnets_per_step}"
+                )
             if p.train_limit is not None and (
                 not isinstance(p.train_limit, int) or p.train_limit < 1
             ):

@@ -93,6 +93,8 @@ def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
@@ -183,7 +185,7 @@ def train(
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
             opt_state = None
-        loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=True,
+        loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=config.augment,
                              generator=gen, drop_last=True,
                              limit=phase.train_limit or config.train_limit)  # fmt: skip
         total = phase.epochs * len(loader)
@@ -205,8 +207,10 @@ def train(
                         soft = F.softmax(teacher(x).float(), dim=1)
                 optimizer.zero_grad(set_to_none=True)
                 step_loss = 0.0
-                for _ in range(phase.subnets_per_step):
-                    model.set_active(replace(sub.sample(np_rng), resolution=resolution))
+                fixed = [sub.largest(), sub.smallest()] if phase.sandwich else []
+                for i in range(phase.subnets_per_step):
+                    arch = fixed[i] if i < len(fixed) else sub.sample(np_rng)
+                    model.set_active(replace(arch, resolution=resolution))
                     with rt.autocast():
                         logits = model(x).float()
                     loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)

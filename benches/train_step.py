@@ -1,0 +1,93 @@
+"""Training-step throughput of mbv3-tiny subnets: NCHW (baseline) vs channels_last, and the no-grad
+kernel-transform cache (baseline: recomputed every call) — ratios measured in the same run.
+
+    python -m benches.train_step [--batch-size 128] [--repeats 5] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from supernet.nn import ElasticDepthwiseConv2d, create_supernet
+from supernet.space import get_space
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def train_step_throughput(batch_size: int, repeats: int) -> list[tuple[str, float, float]]:
+    """(subnet, NCHW img/s, channels_last img/s) for the largest, middle and smallest subnet."""
+    space = get_space("mbv3-tiny")
+    rows = []
+    for name, config in (("largest", space.largest()), ("middle", space.middle()),
+                         ("smallest", space.smallest())):  # fmt: skip
+        result = []
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            torch.manual_seed(0)
+            model = create_supernet(space).to(memory_format=fmt)
+            model.set_active(config)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            r = config.resolution
+            x = torch.randn(batch_size, 1, r, r).contiguous(memory_format=fmt)
+            y = torch.randint(0, 10, (batch_size,))
+
+            def step(model=model, opt=opt, x=x, y=y):
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+            result.append(batch_size / _median_seconds(step, repeats))
+        rows.append((name, result[0], result[1]))
+    return rows
+
+
+def kernel_cache_speedup(repeats: int) -> float:
+    """Ratio of no-grad subnet extraction time without / with the transformed-kernel cache."""
+    space = get_space("ofa-mbv3")
+    model = create_supernet(space).eval()
+    config = space.smallest()  # kernel 3 everywhere: two transforms per block
+
+    def extract():
+        with torch.no_grad():
+            model.get_subnet(config)
+
+    def extract_uncached():
+        for m in model.modules():
+            if isinstance(m, ElasticDepthwiseConv2d):
+                m.clear_cache()
+        extract()
+
+    return _median_seconds(extract_uncached, repeats) / _median_seconds(extract, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch_size}, "
+          f"median of {args.repeats}")  # fmt: skip
+    print(f"{'subnet':<10}{'NCHW img/s':>12}{'channels_last img/s':>22}{'ratio':>8}")
+    for name, nchw, cl in train_step_throughput(args.batch_size, args.repeats):
+        print(f"{name:<10}{nchw:>12.0f}{cl:>22.0f}{cl / nchw:>8.2f}")
+    print(f"get_subnet (ofa-mbv3, kernel 3), cache vs recompute: "
+          f"{kernel_cache_speedup(args.repeats):.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

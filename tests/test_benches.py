@@ -1,0 +1,9 @@
+"""The benches run on a tiny setting so they cannot rot; no timing is asserted."""
+
+from benches.train_step import train_step_throughput
+
+
+def test_train_step_bench_reports_every_subnet():
+    rows = train_step_throughput(batch_size=2, repeats=1)
+    assert [r[0] for r in rows] == ["largest", "middle", "smallest"]
+    assert all(nchw > 0 and cl > 0 for _, nchw, cl in rows)
