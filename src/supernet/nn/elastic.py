@@ -181,6 +181,7 @@ class ElasticSqueezeExcite(nn.Module):
 
     @classmethod
     def mid_channels(cls, channels: int) -> int:
+        """SE hidden width for ``channels`` input channels."""
         return make_divisible(channels // cls.reduction, 8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -42,6 +42,7 @@ class SubnetRow:
     images: int
 
     def as_dict(self) -> dict[str, object]:
+        """One ``eval.csv`` row."""
         return {
             "subnet": self.name,
             "config": describe(self.config),
@@ -56,6 +57,8 @@ class SubnetRow:
 
 @dataclass(frozen=True)
 class RunEvaluation:
+    """The evaluated subnets of one run on one split, and whether training had finished."""
+
     run_dir: Path
     split: str
     finished: bool
@@ -63,6 +66,7 @@ class RunEvaluation:
     rows: list[SubnetRow]
 
     def markdown(self) -> str:
+        """The table as markdown (``eval.md``)."""
         lines = [
             f"Subnets of `{self.run_dir}` on the {self.split} split ({self.progress}); "
             "each extracted and BN re-calibrated on 2,000 training images.",

@@ -150,9 +150,11 @@ class TrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (phases as dicts)."""
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
+        """The YAML text saved as ``config.yaml``."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 

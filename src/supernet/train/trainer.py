@@ -46,13 +46,20 @@ log = logging.getLogger(__name__)
 class TrainReporter:
     """Hooks for progress display; the CLI subclasses it with a rich progress bar."""
 
-    def on_epoch_start(self, phase: str, epoch: int, epochs: int, steps: int) -> None: ...
-    def on_step(self, loss: float, lr: float) -> None: ...
-    def on_epoch_end(self, row: dict[str, Any]) -> None: ...
+    def on_epoch_start(self, phase: str, epoch: int, epochs: int, steps: int) -> None:
+        """An epoch (0-based ``epoch`` of ``epochs``) of ``steps`` optimizer steps begins."""
+
+    def on_step(self, loss: float, lr: float) -> None:
+        """One step done: its mean loss over the sampled subnets and its learning rate."""
+
+    def on_epoch_end(self, row: dict[str, Any]) -> None:
+        """The epoch's ``metrics.csv`` row, after its checkpoint is written."""
 
 
 @dataclass
 class TrainResult:
+    """Where the run was written, its per-epoch metrics rows, and the trained supernet."""
+
     run_dir: Path
     metrics: list[dict[str, Any]]
     supernet: OFAMobileNetV3
