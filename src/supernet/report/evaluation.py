@@ -3,8 +3,6 @@ set, each extracted and BN re-calibrated; the table is written to the run direct
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from supernet.train import (
     evaluate_subnet,
     read_run_config,
 )
-from supernet.train.rundir import CHECKPOINT, write_text_atomic
+from supernet.train.rundir import CHECKPOINT, write_csv_atomic, write_text_atomic
 
 __all__ = ["SPLITS", "RunEvaluation", "SubnetRow", "evaluate_run"]
 
@@ -130,10 +128,6 @@ def evaluate_run(
             macs = measure_macs(subnet, shape)
         rows.append(SubnetRow(name, arch, macs, count_params(subnet), score.accuracy, score.images))
     result = RunEvaluation(run_dir, split, finished, progress, rows)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0].as_dict()))
-    writer.writeheader()
-    writer.writerows(r.as_dict() for r in rows)
-    write_text_atomic(run_dir / "eval.csv", buf.getvalue())
+    write_csv_atomic(run_dir / "eval.csv", [r.as_dict() for r in rows])
     write_text_atomic(run_dir / "eval.md", result.markdown())
     return result

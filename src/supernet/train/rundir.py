@@ -25,6 +25,7 @@ __all__ = [
     "config_digest",
     "prepare_run_dir",
     "read_run_config",
+    "write_csv_atomic",
     "write_metrics",
     "write_text_atomic",
 ]
@@ -55,15 +56,20 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite ``metrics.csv`` from all rows so far (the checkpoint holds the same rows)."""
+def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` (header: the first row's keys) to ``path`` atomically; none, no file."""
     if not rows:
         return
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(run_dir / METRICS, buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
+
+
+def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``metrics.csv`` from all rows so far (the checkpoint holds the same rows)."""
+    write_csv_atomic(run_dir / METRICS, rows)
 
 
 def read_run_config(run_dir: str | Path) -> TrainConfig:
