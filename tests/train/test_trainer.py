@@ -159,3 +159,52 @@ def test_sandwich_needs_two_subnets_per_step(tiny_config):
     with pytest.raises(ConfigError, match="sandwich needs subnets_per_step >= 2, got 1"):
         tiny_config(phases=[{"name": "f", "epochs": 1, "lr": 0.1, "distill": False,
                              "sandwich": True}])  # fmt: skip
+
+
+def test_inplace_teacher_distills_from_the_largest_of_the_same_step(
+    tmp_path, tiny_config, monkeypatch
+):
+    import supernet.train.trainer as trainer_module
+    from supernet.nn import OFAMobileNetV3
+
+    outputs, targets = [], []
+    forward = OFAMobileNetV3.forward
+
+    def record_forward(self, x):
+        out = forward(self, x)
+        if self.training:
+            outputs.append(out.detach().clone())
+        return out
+
+    kd = trainer_module.soft_target_cross_entropy
+
+    def record_kd(logits, target_probs):
+        targets.append(target_probs.clone())
+        return kd(logits, target_probs)
+
+    monkeypatch.setattr(OFAMobileNetV3, "forward", record_forward)
+    monkeypatch.setattr(trainer_module, "soft_target_cross_entropy", record_kd)
+    phases = [
+        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
+         "depths": "max", "distill": False},
+        {"name": "kernel", "epochs": 1, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
+    ]  # fmt: skip
+    train(tiny_config(phases=phases, teacher="inplace"), tmp_path)
+    steps = 96 // 32
+    sandwich = outputs[steps:]
+    assert len(sandwich) == 3 * steps and len(targets) == 2 * steps
+    for i in range(steps):
+        expected = torch.softmax(sandwich[3 * i], dim=1)  # the largest, trained first
+        torch.testing.assert_close(targets[2 * i], expected)
+        torch.testing.assert_close(targets[2 * i + 1], expected)
+    payload, _ = load_checkpoint(tmp_path / CHECKPOINT)
+    assert payload["teacher"] is None  # no frozen copy is kept
+
+
+def test_inplace_teacher_needs_the_sandwich_rule(tiny_config):
+    from supernet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"phases\[1\] \('kernel'\) has distill: true with"):
+        tiny_config(teacher="inplace")
+    with pytest.raises(ConfigError, match=r"teacher = 'self'; choose from \('frozen', 'inplace'\)"):
+        tiny_config(teacher="self")

@@ -8,20 +8,16 @@ from pathlib import Path
 
 import torch
 
-from supernet.checkpoint import load_checkpoint
 from supernet.cost import count_params, measure_macs
-from supernet.data import BatchLoader, load_dataset
+from supernet.data import BatchLoader
 from supernet.errors import ConfigError
-from supernet.runtime import detect_runtime
 from supernet.space import ArchConfig, describe
 from supernet.train import (
-    build_supernet,
     calibration_loader,
-    checkpoint_metadata,
     evaluate_subnet,
-    read_run_config,
+    load_run,
 )
-from supernet.train.rundir import CHECKPOINT, write_csv_atomic, write_text_atomic
+from supernet.train.rundir import write_csv_atomic, write_text_atomic
 
 __all__ = ["SPLITS", "RunEvaluation", "SubnetRow", "evaluate_run"]
 
@@ -94,22 +90,8 @@ def evaluate_run(
     """
     if split not in SPLITS:
         raise ConfigError(f"split = {split!r} is not allowed; choose from {SPLITS}")
-    run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
-    payload, _ = load_checkpoint(run_dir / CHECKPOINT, expect=checkpoint_metadata(config))
-    rt = detect_runtime(device, amp=False)
-    splits = load_dataset(config.dataset)
-    space, supernet = build_supernet(config, splits)
-    supernet.load_state_dict(payload["model"])
-    supernet = supernet.to(rt.device).eval()
-    phase_index, n_phases = payload["phase_index"], len(config.phases)
-    finished = phase_index >= n_phases
-    progress = (
-        "training finished"
-        if finished
-        else f"partial run: stopped in phase {config.phases[phase_index].name!r} "
-        f"epoch {payload['epoch']}"
-    )
+    run = load_run(run_dir, device=device)
+    config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
     calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
     data_split = splits.test if split == "test" else splits.val
     data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
@@ -120,14 +102,14 @@ def evaluate_run(
         ("smallest", space.smallest()),
     ):
         score, subnet = evaluate_subnet(
-            supernet, arch, calib=calib, data=data, device=rt.device,
+            supernet, arch, calib=calib, data=data, device=run.device,
             channels_last=config.channels_last,
         )  # fmt: skip
         shape = (1, space.input_channels, arch.resolution, arch.resolution)
         with torch.no_grad():
             macs = measure_macs(subnet, shape)
         rows.append(SubnetRow(name, arch, macs, count_params(subnet), score.accuracy, score.images))
-    result = RunEvaluation(run_dir, split, finished, progress, rows)
-    write_csv_atomic(run_dir / "eval.csv", [r.as_dict() for r in rows])
-    write_text_atomic(run_dir / "eval.md", result.markdown())
+    result = RunEvaluation(run.run_dir, split, run.finished, run.progress, rows)
+    write_csv_atomic(run.run_dir / "eval.csv", [r.as_dict() for r in rows])
+    write_text_atomic(run.run_dir / "eval.md", result.markdown())
     return result

@@ -10,6 +10,7 @@ from supernet.train.config import (
 )
 from supernet.train.distill import soft_target_cross_entropy
 from supernet.train.evaluate import SubnetScore, accuracy, calibration_loader, evaluate_subnet
+from supernet.train.run import LoadedRun, load_run
 from supernet.train.rundir import prepare_run_dir, read_run_config
 from supernet.train.schedule import lr_at, phase_space
 from supernet.train.trainer import (
@@ -21,6 +22,7 @@ from supernet.train.trainer import (
 )
 
 __all__ = [
+    "LoadedRun",
     "PhaseConfig",
     "SubnetScore",
     "TrainConfig",
@@ -33,6 +35,7 @@ __all__ = [
     "evaluate_subnet",
     "list_presets",
     "load_config",
+    "load_run",
     "lr_at",
     "parse_overrides",
     "phase_space",

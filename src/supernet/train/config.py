@@ -27,7 +27,8 @@ __all__ = [
 PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 Choice = str | list[int]
-OPTIMIZERS = ("sgd", "adamw")  # "all", "max", "min" or an explicit list of choices
+OPTIMIZERS = ("sgd", "adamw")
+TEACHERS = ("frozen", "inplace")  # "all", "max", "min" or an explicit list of choices
 
 
 @dataclass
@@ -61,7 +62,14 @@ class PhaseConfig:
 
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; saved verbatim as ``config.yaml``."""
+    """Everything a training run needs; saved verbatim as ``config.yaml``.
+
+    ``teacher`` picks where distilling phases take their soft labels: ``"frozen"`` — a frozen copy
+    of the full network as trained by the first phase (Once-for-All, arXiv 1908.09791, Sec. 3.2);
+    ``"inplace"`` — the full network of the same step, which the sandwich rule trains first, its
+    output detached (in-place distillation, BigNAS, arXiv 2003.11142, Sec. 3.1). In-place saves the
+    teacher's forward pass and keeps the teacher improving; it needs ``sandwich: true``.
+    """
 
     preset: str = "custom"
     space: str = "mbv3-tiny"
@@ -75,6 +83,7 @@ class TrainConfig:
     weight_decay: float = 4e-5
     label_smoothing: float = 0.1
     kd_ratio: float = 1.0
+    teacher: str = "frozen"
     dropout: float = 0.1
     train_limit: int | None = None
     val_limit: int | None = 2000
@@ -109,6 +118,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} = {getattr(self, name)} must be >= 0")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer = {self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.teacher not in TEACHERS:
+            raise ConfigError(f"teacher = {self.teacher!r}; choose from {TEACHERS}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing = {self.label_smoothing} must be in [0, 1)")
         if not self.phases:
@@ -132,6 +143,11 @@ class TrainConfig:
                 not isinstance(p.train_limit, int) or p.train_limit < 1
             ):
                 raise ConfigError(f"{where}.train_limit = {p.train_limit!r} must be null or >= 1")
+            if self.teacher == "inplace" and p.distill and not p.sandwich:
+                raise ConfigError(
+                    f"{where} has distill: true with teacher: inplace, which takes the soft "
+                    "labels from the largest subnet trained first in the step; set sandwich: true"
+                )
             if not 0 <= p.warmup_epochs <= p.epochs:
                 raise ConfigError(f"{where}.warmup_epochs = {p.warmup_epochs} not in [0, epochs]")
             for dim in ("kernel_sizes", "expand_ratios", "depths", "resolutions"):

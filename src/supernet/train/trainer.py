@@ -186,7 +186,7 @@ def train(
         sub = phase_space(space, phase)
         if opt_state is None and phase.sort_channels:
             sort_channels(model)
-        if phase.distill and teacher is None:
+        if phase.distill and teacher is None and config.teacher == "frozen":
             teacher = _teacher(model)
         optimizer = _optimizer(model, config, phase.lr)
         if opt_state is not None:
@@ -223,6 +223,8 @@ def train(
                     loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                     if soft is not None:
                         loss = loss + config.kd_ratio * soft_target_cross_entropy(logits, soft)
+                    elif phase.distill and config.teacher == "inplace":  # i == 0: the largest
+                        soft = F.softmax(logits.detach(), dim=1)
                     scaler.scale(loss).backward()
                     step_loss += loss.item() / phase.subnets_per_step
                 if not math.isfinite(step_loss):
