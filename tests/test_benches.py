@@ -7,3 +7,11 @@ def test_train_step_bench_reports_every_subnet():
     rows = train_step_throughput(batch_size=2, repeats=1)
     assert [r[0] for r in rows] == ["largest", "middle", "smallest"]
     assert all(nchw > 0 and cl > 0 for _, nchw, cl in rows)
+
+
+def test_cost_models_bench_reports_times_and_ratio():
+    from benches.cost_models import cost_model_speed
+
+    r = cost_model_speed("mbv3-tiny", n_configs=20, baseline_configs=1, repeats=1)
+    assert r["configs"] == 20
+    assert r["analytic_s"] > 0 and r["baseline_per_config_s"] > 0 and r["speedup"] > 0

@@ -44,6 +44,7 @@ __all__ = [
     "restore_torch_rng",
     "save_checkpoint",
     "torch_rng_state",
+    "write_text_atomic",
 ]
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,24 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict, *, metadata: di
         raise
     _fsync_directory(directory)
     logger.debug("saved checkpoint %s", path)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync, then rename over ``path``.
+
+    A reader sees the old file or the new one, never a partial write (run files, latency tables).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(

@@ -5,7 +5,14 @@ Library code raises these; only the CLI turns them into messages and exit codes.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataNotFoundError", "RunDirError", "SupernetError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataNotFoundError",
+    "LatencyTableError",
+    "RunDirError",
+    "SupernetError",
+]
 
 
 class SupernetError(Exception):
@@ -29,3 +36,8 @@ class DataNotFoundError(SupernetError, FileNotFoundError):
 
 class RunDirError(SupernetError):
     """A run directory already holds a (different) run: --force overwrites, --resume goes on."""
+
+
+class LatencyTableError(SupernetError):
+    """A latency lookup table is of another format, space or runtime, or lacks an entry that a
+    query needs; the message names the mismatch or the missing key."""

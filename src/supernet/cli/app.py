@@ -3,49 +3,32 @@ library errors into messages and exit codes."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from supernet import __version__
-from supernet.errors import SupernetError
+from supernet.cli.console import console
+from supernet.cli.console import friendly as _friendly
+from supernet.cli.cost import cost
+from supernet.cli.latency import latency_app
 from supernet.space import describe, get_space, list_spaces
 
 app = typer.Typer(
     name="supernet",
-    help="Train one Once-for-All supernet by progressive shrinking, then evaluate its subnets.",
+    help=(
+        "Train one Once-for-All supernet by progressive shrinking, evaluate its subnets, and "
+        "measure what they cost on a device."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(func: F) -> F:
-    """Turn supernet's documented errors into one red line and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (SupernetError, FileNotFoundError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted; resume with --resume")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -65,7 +48,7 @@ def _main(
 
 
 @app.command()
-@_friendly
+@_friendly(on_interrupt="interrupted; resume with --resume")
 def train(
     preset: Annotated[
         str | None,
@@ -165,6 +148,10 @@ def spaces(
             str(s.depths), str(s.num_stages), f"{s.size():.2e}",
         )  # fmt: skip
     console.print(table)
+
+
+app.command()(cost)
+app.add_typer(latency_app, name="latency")
 
 
 def main() -> None:

@@ -1,5 +1,39 @@
-"""What a subnet costs: MACs and params (latency tables and peak memory come later)."""
+"""What a subnet costs: MACs, params, peak activation memory, model size, measured latency."""
 
-from supernet.cost.macs import count_params, measure_macs
+from supernet.cost.device import DeviceSpec, describe_machine, get_device, load_device
+from supernet.cost.latency import LatencyResult, measure_latency
+from supernet.cost.lut import LatencyTable, load_latency_table
+from supernet.cost.lut_build import (
+    LatencyValidation,
+    build_latency_table,
+    measure_subnets,
+    validate_latency_table,
+)
+from supernet.cost.macs import SubnetShapes, count_params, macs, measure_macs, params
+from supernet.cost.memory import activation_bytes_per_layer, model_size_bytes, peak_memory_bytes
+from supernet.cost.table import COST_KEYS, cost_table
 
-__all__ = ["count_params", "measure_macs"]
+__all__ = [
+    "COST_KEYS",
+    "DeviceSpec",
+    "LatencyResult",
+    "LatencyTable",
+    "LatencyValidation",
+    "SubnetShapes",
+    "activation_bytes_per_layer",
+    "build_latency_table",
+    "cost_table",
+    "count_params",
+    "describe_machine",
+    "get_device",
+    "load_device",
+    "load_latency_table",
+    "macs",
+    "measure_latency",
+    "measure_macs",
+    "measure_subnets",
+    "model_size_bytes",
+    "params",
+    "peak_memory_bytes",
+    "validate_latency_table",
+]

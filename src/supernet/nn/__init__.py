@@ -7,6 +7,7 @@ from supernet.nn.elastic import (
     ElasticMBConv,
     ElasticPointwiseConv2d,
     ElasticSqueezeExcite,
+    mbconv_mid_channels,
 )
 from supernet.nn.ofa_mbv3 import OFAMobileNetV3, build_ofa_mbv3
 from supernet.nn.registry import create_supernet, list_supernets, register_supernet
@@ -26,6 +27,7 @@ __all__ = [
     "build_ofa_mbv3",
     "create_supernet",
     "list_supernets",
+    "mbconv_mid_channels",
     "register_supernet",
     "sort_channels",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "ElasticMBConv",
     "ElasticPointwiseConv2d",
     "ElasticSqueezeExcite",
+    "mbconv_mid_channels",
 ]
 
 
@@ -191,6 +192,15 @@ class ElasticSqueezeExcite(nn.Module):
         return x * F.hardsigmoid(self.expand(s, c))
 
 
+def mbconv_mid_channels(in_channels: int, expand_ratio: float) -> int:
+    """Hidden width of an MBConv block: ``make_divisible(round(in_channels * expand_ratio), 8)``.
+
+    The one place the rounding rule lives: supernet blocks, extracted subnets and the analytic
+    cost models all call it.
+    """
+    return make_divisible(round(in_channels * expand_ratio), 8)
+
+
 class ElasticMBConv(nn.Module):
     """MBConv block with elastic kernel size and expand ratio (fixed input/output channels).
 
@@ -227,8 +237,8 @@ class ElasticMBConv(nn.Module):
         self.active_expand_ratio = max(expand_ratios)
 
     def mid_channels(self, expand_ratio: float) -> int:
-        """Hidden width for an expand ratio: ``make_divisible(round(in_channels * e), 8)``."""
-        return make_divisible(round(self.in_channels * expand_ratio), 8)
+        """Hidden width for an expand ratio (see :func:`mbconv_mid_channels`)."""
+        return mbconv_mid_channels(self.in_channels, expand_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mid = self.mid_channels(self.active_expand_ratio)

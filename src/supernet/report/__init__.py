@@ -1,5 +1,6 @@
 """Tables and reports for a run directory."""
 
 from supernet.report.evaluation import SPLITS, RunEvaluation, SubnetRow, evaluate_run
+from supernet.report.latency import plot_latency_validation
 
-__all__ = ["SPLITS", "RunEvaluation", "SubnetRow", "evaluate_run"]
+__all__ = ["SPLITS", "RunEvaluation", "SubnetRow", "evaluate_run", "plot_latency_validation"]

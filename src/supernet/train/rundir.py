@@ -8,13 +8,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from supernet.checkpoint import write_text_atomic  # re-exported: run files are written atomically
 from supernet.errors import ConfigError, RunDirError
 from supernet.train.config import TrainConfig
 
@@ -40,20 +39,6 @@ def config_digest(config: TrainConfig) -> str:
     """SHA-256 (first 16 hex digits) of the config without its runtime-only keys."""
     data = {k: v for k, v in config.to_dict().items() if k not in RUNTIME_KEYS}
     return hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:

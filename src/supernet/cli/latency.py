@@ -1,0 +1,217 @@
+"""``supernet latency build|validate|measure``: measured latency and latency lookup tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from supernet.cli.console import console, friendly
+from supernet.cli.cost import resolve_config
+from supernet.errors import ConfigError
+from supernet.space import describe, get_space
+
+if TYPE_CHECKING:
+    from supernet.cost.device import DeviceSpec
+
+__all__ = ["latency_app"]
+
+latency_app = typer.Typer(
+    help="Measure subnet latency on this machine; build and check latency lookup tables.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="cpu-torch, cpu-ort or a device YAML/JSON file (default: the built-in for --runtime).",
+    ),
+]
+RuntimeOpt = Annotated[
+    str | None, typer.Option(help="torch or onnxruntime (default: the device's runtime).")
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(help="Intra-op threads (default: the device's; all cores).")
+]
+BatchOpt = Annotated[int | None, typer.Option(help="Batch size (default: the device's, 1).")]
+
+
+def _device(
+    device: str | None, runtime: str | None, threads: int | None, batch: int | None
+) -> DeviceSpec:
+    """The device description with command-line overrides (validated by DeviceSpec)."""
+    from supernet.cost.device import get_device
+
+    spec = get_device(device or ("cpu-torch" if runtime == "torch" else "cpu-ort"))
+    changes = {"runtime": runtime, "threads": threads, "batch_size": batch}
+    return spec.replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[what]}"),
+        console=console,
+        transient=True,
+    )
+
+
+def _describe_device(spec: DeviceSpec) -> str:
+    return f"{spec.name}: {spec.runtime}, {spec.threads} threads, batch {spec.batch_size}"
+
+
+@latency_app.command()
+@friendly
+def build(
+    out: Annotated[Path, typer.Option(help="JSON file to write, e.g. luts/mbv3-tiny-ort.json.")],
+    space: Annotated[str, typer.Option(help="Search space name.")] = "mbv3-tiny",
+    runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
+    batch_size: BatchOpt = None,
+    repeats: Annotated[int, typer.Option(help="Timed repeats per measurement.")] = 15,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 5,
+    fit_subnets: Annotated[
+        int, typer.Option(help="Random whole subnets measured to fit the overhead.")
+    ] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the fit subnets.")] = 0,
+) -> None:
+    """Build a latency lookup table: time every distinct block of a space on this machine.
+
+    Every distinct stem, MBConv block (input size, channels, kernel, expand ratio, stride, SE,
+    activation) and head is timed once as a standalone module; a few whole subnets fit a scale
+    and a constant overhead. The table stores the device description, CPU model, thread count and
+    runtime versions (Once-for-All, arXiv 1908.09791, Sec. 3.4).
+    """
+    from supernet.cost.lut_build import build_latency_table
+
+    search_space = get_space(space)
+    spec = _device(device, runtime, threads, batch_size)
+    console.print(f"building a latency table for [bold]{space}[/bold] on {_describe_device(spec)}")
+    with _progress() as bar:
+        task = bar.add_task("measuring", total=None, what="")
+
+        def report(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, what=what)
+
+        table = build_latency_table(
+            search_space,
+            spec,
+            repeats=repeats,
+            warmup=warmup,
+            fit_subnets=fit_subnets,
+            seed=seed,
+            progress=report,
+        )
+    path = table.save(out)
+    console.print(
+        f"{len(table.entries)} entries in {table.build['seconds']:.0f} s; "
+        f"fit: scale {table.scale:.3f}, overhead {table.overhead_ms:.4f} ms, "
+        f"call overhead {table.call_overhead_ms:.4f} ms; saved {path}"
+    )
+
+
+@latency_app.command()
+@friendly
+def validate(
+    lut: Annotated[Path, typer.Option(help="Latency table written by `supernet latency build`.")],
+    n: Annotated[int, typer.Option(help="Random subnets to measure (>= 50 for the report).")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the subnets (build used 0).")] = 1,
+    repeats: Annotated[
+        int | None, typer.Option(help="Timed repeats (default: the table's).")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a predicted-vs-measured scatter plot (PNG).")
+    ] = None,
+) -> None:
+    """Measure random subnets and compare them with the table's predictions.
+
+    Prints the mean absolute percentage error (MAPE) and Kendall's τ between predicted and
+    measured latency, measured with the table's runtime, threads and batch size.
+    """
+    from supernet.cost.lut import load_latency_table
+    from supernet.cost.lut_build import validate_latency_table
+
+    table = load_latency_table(lut)
+    console.print(f"validating {lut} ({table.space.name}) on {_describe_device(table.device)}")
+    with _progress() as bar:
+        task = bar.add_task("measuring", total=n, what="")
+
+        def report(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, what=what)
+
+        result = validate_latency_table(table, n=n, seed=seed, repeats=repeats, progress=report)
+    out = Table(title=f"{lut}: predicted vs measured latency")
+    for col in ("subnets", "MAPE (%)", "Kendall τ", "measured (ms)", "predicted (ms)"):
+        out.add_column(col, justify="right")
+    out.add_row(
+        str(n),
+        f"{result.mape_percent:.2f}",
+        f"{result.kendall_tau:.3f}",
+        f"{result.measured_ms.min():.3f}..{result.measured_ms.max():.3f}",
+        f"{result.predicted_ms.min():.3f}..{result.predicted_ms.max():.3f}",
+    )
+    console.print(out)
+    if plot is not None:
+        from supernet.report import plot_latency_validation
+
+        written = plot_latency_validation(result, plot, title=f"{table.space.name} {table.runtime}")
+        console.print(f"saved {written}")
+
+
+@latency_app.command()
+@friendly
+def measure(
+    space: Annotated[str, typer.Option(help="Search space name.")] = "mbv3-tiny",
+    config: Annotated[
+        str,
+        typer.Option(help="largest, middle, smallest, a JSON file or JSON text of an ArchConfig."),
+    ] = "largest",
+    runtime: Annotated[str, typer.Option(help="torch, onnxruntime or both.")] = "both",
+    threads: ThreadsOpt = None,
+    batch_size: BatchOpt = None,
+    repeats: Annotated[int, typer.Option(help="Timed repeats.")] = 20,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 10,
+) -> None:
+    """Measure one extracted subnet with PyTorch eager and/or onnxruntime (median and IQR).
+
+    Eager runs under `torch.inference_mode`, in channels_last when that is faster; onnxruntime
+    runs the `torch.onnx` export. With both, prints the onnxruntime / eager latency ratio.
+    """
+    from supernet.cost.lut_build import measure_subnets
+
+    runtimes = ("torch", "onnxruntime") if runtime == "both" else (runtime,)
+    if runtime != "both" and runtime not in ("torch", "onnxruntime"):
+        raise ConfigError(
+            f"runtime = {runtime!r} is not allowed; choose from ('torch', 'onnxruntime', 'both')"
+        )
+    search_space = get_space(space)
+    arch = resolve_config(search_space, config)
+    out = Table(title=f"{space}: {describe(arch)}")
+    for col in ("runtime", "median (ms)", "IQR (ms)", "threads", "batch", "layout"):
+        out.add_column(col, justify="left" if col in ("runtime", "layout") else "right")
+    medians = {}
+    for rt in runtimes:
+        spec = _device(None, rt, threads, batch_size)
+        [result] = measure_subnets(search_space, [arch], spec, repeats=repeats, warmup=warmup)
+        medians[rt] = result.median_ms
+        out.add_row(
+            rt,
+            f"{result.median_ms:.4f}",
+            f"{result.iqr_ms:.4f}",
+            str(result.threads),
+            str(result.batch_size),
+            result.memory_format,
+        )
+    console.print(out)
+    if len(medians) == 2:
+        ratio = medians["onnxruntime"] / medians["torch"]
+        console.print(f"onnxruntime / eager latency ratio: {ratio:.3f}")

@@ -1,0 +1,232 @@
+"""Device descriptions: which runtime, how many threads, which batch size, which budgets.
+
+A device is a small YAML or JSON file (JSON is read as YAML)::
+
+    name: pi4-ort
+    runtime: onnxruntime      # torch | onnxruntime
+    threads: 4
+    batch_size: 1
+    constraints: {max_latency_ms: 5.0, max_peak_memory_bytes: 262144}
+    lut: luts/pi4-ort.json    # optional; relative to the device file
+
+Two descriptions are built in: ``cpu-torch`` (this CPU, PyTorch eager) and ``cpu-ort`` (this CPU,
+onnxruntime), both with as many threads as this process may use and batch size 1.
+
+Reference: the per-device specialization of Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791),
+Sec. 3.4 and Table 2 (latency constraints per hardware platform).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from supernet.errors import ConfigError
+
+__all__ = [
+    "BUILTIN_DEVICES",
+    "CONSTRAINTS",
+    "RUNTIMES",
+    "DeviceSpec",
+    "available_threads",
+    "describe_machine",
+    "get_device",
+    "load_device",
+]
+
+RUNTIMES = ("torch", "onnxruntime")
+"""Runtimes a latency can be measured with."""
+
+CONSTRAINTS = ("max_latency_ms", "max_macs", "max_peak_memory_bytes", "max_model_size_bytes")
+"""Budgets a device description may set (units in the names)."""
+
+
+def available_threads() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _positive_int(label: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{label} = {value!r} must be an integer >= 1")
+    return value
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """Where and how latency is measured, plus the budgets a search must meet there.
+
+    Attributes:
+        name: a label for tables and file names.
+        runtime: ``"torch"`` (PyTorch eager) or ``"onnxruntime"``.
+        threads: intra-op threads used for every measurement (fixed and recorded).
+        batch_size: images per forward pass.
+        constraints: budgets, keys from :data:`CONSTRAINTS` (``max_latency_ms`` in ms,
+            ``max_macs``, ``max_peak_memory_bytes``, ``max_model_size_bytes``), positive numbers.
+        lut: path of the latency lookup table for this device, if built.
+
+    Raises:
+        ConfigError: a value is not allowed (names the field, the value and what is allowed).
+    """
+
+    name: str
+    runtime: str
+    threads: int
+    batch_size: int = 1
+    constraints: dict[str, float] = field(default_factory=dict, hash=False)
+    lut: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"device name = {self.name!r} must be a non-empty string")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"runtime = {self.runtime!r} is not allowed; choose from {RUNTIMES}")
+        _positive_int("threads", self.threads)
+        _positive_int("batch_size", self.batch_size)
+        if not isinstance(self.constraints, dict):
+            raise ConfigError(f"constraints = {self.constraints!r} must be a mapping")
+        unknown = sorted(set(self.constraints) - set(CONSTRAINTS))
+        if unknown:
+            raise ConfigError(
+                f"unknown constraint(s) {unknown}; known constraints: {list(CONSTRAINTS)}"
+            )
+        for key, value in self.constraints.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ConfigError(f"constraints.{key} = {value!r} must be a positive number")
+        if self.lut is not None and not isinstance(self.lut, str):
+            raise ConfigError(f"lut = {self.lut!r} must be a path (string)")
+
+    def replace(self, **changes: Any) -> DeviceSpec:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-ready dict; :func:`load_device` reads it back."""
+        return {**dataclasses.asdict(self), "constraints": dict(self.constraints)}
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "device description") -> DeviceSpec:
+        """Build from a mapping, rejecting unknown and missing fields.
+
+        Raises:
+            ConfigError: ``data`` is not a mapping, has unknown fields (lists the known fields),
+                lacks ``name`` or ``runtime``, or holds a bad value.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source} must be a mapping, got {type(data).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(str(k) for k in set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {unknown}; known fields: {known}")
+        missing = [k for k in ("name", "runtime") if k not in data]
+        if missing:
+            raise ConfigError(f"{source}: missing field(s) {missing}; known fields: {known}")
+        values = dict(data)
+        values.setdefault("threads", available_threads())
+        values["constraints"] = values.get("constraints") or {}
+        return cls(**values)
+
+
+BUILTIN_DEVICES = {
+    "cpu-torch": "this CPU, PyTorch eager, all available threads, batch 1",
+    "cpu-ort": "this CPU, onnxruntime, all available threads, batch 1",
+}
+
+
+def _builtin(name: str) -> DeviceSpec:
+    runtime = "torch" if name == "cpu-torch" else "onnxruntime"
+    return DeviceSpec(name=name, runtime=runtime, threads=available_threads(), batch_size=1)
+
+
+def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
+    """Read a device description from a YAML or JSON file.
+
+    A relative ``lut`` path is taken relative to the file's directory.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: the file is not valid YAML/JSON, has unknown fields (lists the known fields),
+            misses ``name``/``runtime``, or holds a bad value (names the value and what is allowed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"device file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"device file {str(path)!r} is not valid YAML/JSON: {exc}") from exc
+    spec = DeviceSpec.from_dict(data, source=f"device file {str(path)!r}")
+    if spec.lut is not None and not Path(spec.lut).is_absolute():
+        spec = spec.replace(lut=str(path.parent / spec.lut))
+    return spec
+
+
+def get_device(name_or_path: str | os.PathLike[str]) -> DeviceSpec:
+    """A built-in device (``"cpu-torch"``, ``"cpu-ort"``) or one read from a file.
+
+    Raises:
+        ConfigError: neither a built-in name nor an existing file (lists the built-ins), or a bad
+            file (see :func:`load_device`).
+    """
+    text = str(name_or_path)
+    if text in BUILTIN_DEVICES:
+        return _builtin(text)
+    if Path(text).is_file():
+        return load_device(text)
+    raise ConfigError(
+        f"unknown device {text!r}; choose from {sorted(BUILTIN_DEVICES)} or give a YAML/JSON file"
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def describe_machine() -> dict[str, Any]:
+    """What the measurements ran on: CPU model, thread counts, OS, runtime versions.
+
+    Returns:
+        A JSON-ready dict with ``cpu_model``, ``logical_cpus``, ``available_threads``,
+        ``platform``, ``python``, ``torch``, ``torch_threads`` and ``onnxruntime`` (``None`` when
+        not installed).
+    """
+    import torch
+
+    try:
+        import onnxruntime
+
+        ort_version: str | None = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    return {
+        "cpu_model": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "available_threads": available_threads(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "onnxruntime": ort_version,
+    }

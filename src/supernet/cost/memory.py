@@ -1,0 +1,170 @@
+"""Peak activation memory (SRAM) and model size (flash) of subnets, batched over arch configs.
+
+Peak activation memory is counted for inference at batch 1 the way MCUNet / TinyEngine schedule
+a network layer by layer (Lin et al., "MCUNet: Tiny Deep Learning on IoT Devices", NeurIPS'20,
+arXiv 2007.10319, Sec. 3; in-place depth-wise convolution: TinyEngine, ibid. Sec. 3.2; the same
+layer-by-layer baseline as the per-block memory profiles of MCUNetV2, arXiv 2110.15352): while one
+layer runs, the tensors alive are its input and its output, plus the block input kept for a
+residual skip while inside a residual block. The peak is the largest such sum over all layers.
+Exactly, per layer (in elements; × bytes per element at the end):
+
+- stem 3x3 conv: input image + stem output.
+- fixed first MBConv (no expand conv): its 3x3 depthwise conv, then 1x1 project, counted like
+  the steps below.
+- MBConv block with input ``x``, hidden tensor ``t`` (``mid`` channels) and output ``y``:
+
+  - 1x1 expand: ``x + t_in`` (``x`` is also the residual, so it is counted once);
+  - kxk depthwise, done in place: ``max(t_in, t_out)`` — one buffer — ``+ x`` if the block has
+    a residual skip (then ``x`` cannot be overwritten). In the first MBConv the depthwise input
+    is ``x`` itself, so this rule gives ``x + t_out`` there, i.e. no in-place update of ``x``.
+    TinyEngine's one-channel temporary buffer (``t_out / mid`` elements) is not counted;
+  - squeeze-and-excitation: ``t_out`` stays alive while its pooled vector (``mid`` values) and
+    hidden vector (``se_mid`` values) exist; the gate then scales ``t_out`` in place, so the SE
+    step holds ``t_out + mid + se_mid`` (``+ x`` with a residual). These vectors are tiny but
+    counted;
+  - 1x1 project: ``t_out + y`` (``+ x`` with a residual); the residual add is then done in place
+    into ``y`` (``y + x``, never larger than the project step).
+
+- final 1x1 expand: input + output; global average pool: input + pooled vector; feature-mix 1x1
+  conv: pooled vector + its output; linear classifier: features + logits.
+
+BN and activations are fused into the preceding conv (no extra buffer); weights live in flash
+and are not activation memory; no tiling / patch-based inference (MCUNetV2) is assumed.
+
+Model size (flash) is the parameter count × bytes per weight (BN folded into the convs at
+deployment would shrink it slightly; it is counted here as the module holds it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from supernet.cost.macs import SubnetShapes
+from supernet.errors import ConfigError
+from supernet.space import ArchConfig, SearchSpace
+
+__all__ = [
+    "activation_bytes_per_layer",
+    "model_size_bytes",
+    "peak_elements",
+    "peak_memory_bytes",
+]
+
+ALLOWED_BYTES = (1, 2, 4)  # int8, fp16 / bf16, fp32
+
+
+def _check_bytes(name: str, value: int) -> int:
+    if isinstance(value, bool) or value not in ALLOWED_BYTES:
+        raise ConfigError(f"{name} = {value!r} is not allowed; choose from {ALLOWED_BYTES}")
+    return int(value)
+
+
+def _alive_elements(sh: SubnetShapes) -> tuple[list[str], np.ndarray]:
+    """Layer names and alive activation elements per layer, ``[N, L]`` int64 (0 where a block
+    slot is inactive)."""
+    sp = sh.space
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+
+    def add(name: str, elements: np.ndarray) -> None:
+        names.append(name)
+        columns.append(elements)
+
+    image = sh.resolution**2 * sp.input_channels
+    stem_area = sh.stem_size**2
+    stem_out = stem_area * sp.stem_width
+    add("stem", image + stem_out)
+    skip = stem_out if sh.first_block_residual else 0
+    add("first_block.depthwise", stem_out + skip)  # max(in, out) = stem_out, plus the skip
+    first_out = stem_area * sp.first_block_width
+    add("first_block.project", stem_out + first_out + skip)
+
+    zero = np.zeros_like(sh.resolution)
+    for s in range(sp.num_blocks):
+        active = sh.active[:, s]
+        in_area, out_area = sh.in_size[:, s] ** 2, sh.out_size[:, s] ** 2
+        mid, se = sh.mid_channels[:, s], sh.se_mid_channels[:, s]
+        x = in_area * sh.in_channels[s]
+        t_in, t_out, y = in_area * mid, out_area * mid, out_area * sh.out_channels[s]
+        skip = x if sh.residual[s] else zero
+        add(f"blocks.{s}.expand", np.where(active, x + t_in, 0))
+        add(f"blocks.{s}.depthwise", np.where(active, np.maximum(t_in, t_out) + skip, 0))
+        if sh.use_se[s]:
+            add(f"blocks.{s}.se", np.where(active, t_out + mid + se + skip, 0))
+        add(f"blocks.{s}.project", np.where(active, t_out + y + skip, 0))
+
+    final_area = sh.final_size**2
+    final_in = final_area * sh.last_width
+    final_out = final_area * sp.final_expand_width
+    add("final_expand", final_in + final_out)
+    add("pool", final_out + sp.final_expand_width)
+    add("feature_mix", zero + sp.final_expand_width + sp.feature_mix_width)
+    add("classifier", zero + sp.feature_mix_width + sp.num_classes)
+    return names, np.stack(columns, axis=1).astype(np.int64)
+
+
+def activation_bytes_per_layer(
+    configs: Sequence[ArchConfig], space: SearchSpace, *, bytes_per_element: int = 4
+) -> tuple[list[str], np.ndarray]:
+    """Activation bytes alive while each layer runs (inference, batch 1), as counted in this
+    module's docstring; the row maximum is :func:`peak_memory_bytes`.
+
+    Shapes: N configs → ``(names, [N, L])`` int64 bytes; inactive block slots are 0; a block's
+    ``se`` column exists only where the space's stage has SE.
+
+    Raises:
+        ConfigError: for the first config that is not valid in ``space``, or when
+            ``bytes_per_element`` is not 1, 2 or 4.
+
+    Reference: MCUNet, arXiv 2007.10319, Sec. 3 (TinyEngine, Sec. 3.2); MCUNetV2,
+    arXiv 2110.15352 (per-block peak memory).
+    """
+    bytes_per_element = _check_bytes("bytes_per_element", bytes_per_element)
+    names, elements = _alive_elements(SubnetShapes.from_configs(configs, space))
+    return names, elements * bytes_per_element
+
+
+def peak_elements(shapes: SubnetShapes) -> np.ndarray:
+    """Peak alive activation elements per config, ``[N]`` int64 (× bytes per element = bytes)."""
+    return _alive_elements(shapes)[1].max(axis=1)
+
+
+def peak_memory_bytes(
+    configs: Sequence[ArchConfig], space: SearchSpace, *, bytes_per_element: int = 4
+) -> np.ndarray:
+    """Peak activation memory of each config's subnet: inference, batch 1, layer by layer with
+    in-place depthwise convolution (see the module docstring for exactly what is alive).
+
+    ``bytes_per_element``: 4 for fp32, 2 for fp16, 1 for int8.
+
+    Shapes: N configs → ``[N]`` int64 (bytes).
+
+    Raises:
+        ConfigError: for the first config that is not valid in ``space``, or when
+            ``bytes_per_element`` is not 1, 2 or 4 (naming the value and the choices).
+
+    Reference: MCUNet (Lin et al., NeurIPS'20, arXiv 2007.10319), Sec. 3; in-place depthwise:
+    TinyEngine (ibid., Sec. 3.2); MCUNetV2 (arXiv 2110.15352).
+    """
+    bytes_per_element = _check_bytes("bytes_per_element", bytes_per_element)
+    return peak_elements(SubnetShapes.from_configs(configs, space)) * bytes_per_element
+
+
+def model_size_bytes(
+    configs: Sequence[ArchConfig], space: SearchSpace, *, bytes_per_weight: int = 4
+) -> np.ndarray:
+    """Model size (flash) of each config's subnet: :func:`~supernet.cost.macs.params` ×
+    ``bytes_per_weight`` (4 for fp32, 1 for int8).
+
+    Shapes: N configs → ``[N]`` int64 (bytes).
+
+    Raises:
+        ConfigError: for the first config that is not valid in ``space``, or when
+            ``bytes_per_weight`` is not 1, 2 or 4.
+
+    Reference: MCUNet, arXiv 2007.10319, Sec. 3 (flash holds the weights).
+    """
+    bytes_per_weight = _check_bytes("bytes_per_weight", bytes_per_weight)
+    return SubnetShapes.from_configs(configs, space).params() * bytes_per_weight

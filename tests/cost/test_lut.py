@@ -1,0 +1,225 @@
+"""Latency lookup tables: keys, batched prediction, build → save → load, and their errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from supernet.cost.device import DeviceSpec
+from supernet.cost.lut import (
+    LatencyTable,
+    config_keys,
+    feature_sizes,
+    load_latency_table,
+    slot_specs,
+)
+from supernet.cost.lut_build import (
+    block_modules,
+    build_latency_table,
+    fit_overhead,
+    validate_latency_table,
+)
+from supernet.errors import ConfigError, LatencyTableError
+from supernet.nn import OFAMobileNetV3
+from supernet.space import ArchConfig, SearchSpace, StageSpec, get_space
+
+FAST = {"repeats": 2, "warmup": 1, "fit_subnets": 2}
+
+
+def tiny_space(name: str = "lut-tiny") -> SearchSpace:
+    """2 stages of max depth 2, 2 resolutions, 2 kernels, 2 expand ratios: 36 table entries."""
+    return SearchSpace(
+        name=name,
+        input_channels=1,
+        num_classes=3,
+        resolutions=(8, 12),
+        kernel_sizes=(3, 5),
+        expand_ratios=(2, 3),
+        depths=(1, 2),
+        stages=(StageSpec(8, 2, 2, "relu", False), StageSpec(16, 2, 1, "h_swish", True)),
+        stem_width=8,
+        stem_stride=2,
+        first_block_width=8,
+        final_expand_width=32,
+        feature_mix_width=24,
+    )
+
+
+@pytest.fixture(scope="module")
+def space():
+    return tiny_space()
+
+
+@pytest.fixture(scope="module")
+def table(space):
+    device = DeviceSpec(name="test", runtime="torch", threads=1)
+    return build_latency_table(space, device, memory_format="contiguous", **FAST)
+
+
+def manual_prediction(table: LatencyTable, config: ArchConfig) -> float:
+    keys = config_keys(table.space, config)
+    summed = sum(table.entries[k][0] for k in keys) - len(keys) * table.call_overhead_ms
+    return table.scale * summed + table.overhead_ms
+
+
+def test_keys_follow_the_real_feature_maps(space):
+    """The hw in every key equals the input size the block sees in the extracted subnet."""
+    torch.manual_seed(0)
+    net = OFAMobileNetV3(space).eval()
+    for config in (space.largest(), space.smallest()):
+        subnet = net.get_subnet(config)
+        seen: list[int] = []
+
+        def record(module, args, seen=seen):
+            seen.append(args[0].shape[-1])
+
+        hooks = [b.register_forward_pre_hook(record) for b in subnet.blocks]
+        subnet(torch.zeros(1, 1, config.resolution, config.resolution))
+        for h in hooks:
+            h.remove()
+        keys = config_keys(space, config)
+        # seen[0] is the first (fixed) block, then one per active slot
+        assert [int(k.split("hw=")[1].split()[0]) for k in keys[1:-1]] == seen[1:]
+        assert keys[0].startswith(f"stem hw={config.resolution} ")
+        assert feature_sizes(space, config.resolution)[0] == seen[0]
+
+
+def test_distinct_blocks_are_measured_once(space, table):
+    modules = block_modules(OFAMobileNetV3(space), 1)
+    assert len(modules) == 36 == len(table.entries)
+    assert set(modules) == set(table.entries)
+    assert all(m > 0 and q >= 0 for m, q in table.entries.values())
+    factory, shape = modules["mbconv hw=4 in=8 out=8 k=5 e=3 s=2 se=0 act=relu"]
+    assert shape == (1, 8, 4, 4) and factory()(torch.zeros(shape)).shape == (1, 8, 2, 2)
+
+
+def test_predict_is_the_fitted_sum_of_the_config_s_entries(space, table):
+    rng = np.random.default_rng(0)
+    configs = [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(20))]
+    predicted = table.predict(configs)
+    assert predicted.shape == (22,) and predicted.dtype == np.float64
+    np.testing.assert_allclose(predicted, [manual_prediction(table, c) for c in configs])
+    assert table.predict([]).shape == (0,)
+    assert table.build["fit"]["measured_ms"] and len(table.build["fit"]["configs"]) == 4
+
+
+def test_save_load_round_trip(tmp_path, space, table):
+    path = table.save(tmp_path / "luts" / "tiny.json")
+    loaded = load_latency_table(path, space=space, runtime="torch")
+    configs = [space.sample(np.random.default_rng(1)) for _ in range(10)]
+    np.testing.assert_array_equal(loaded.predict(configs), table.predict(configs))
+    assert loaded.to_dict() == table.to_dict()
+    data = json.loads(path.read_text())
+    assert (
+        data["format_version"] == 1 and data["space"] == "lut-tiny" and data["runtime"] == "torch"
+    )
+    assert data["device"]["threads"] == 1 and data["machine"]["cpu_model"]
+    assert data["library_version"] == "0.1.0"
+    assert not list(path.parent.glob(".*")), "a temporary file was left behind"
+
+
+def test_loading_for_another_space_or_runtime_fails(tmp_path, space, table):
+    path = table.save(tmp_path / "tiny.json")
+    with pytest.raises(LatencyTableError, match=r"was built for space 'lut-tiny', not 'other'"):
+        load_latency_table(path, space=tiny_space("other"))
+    changed = dataclasses.replace(space, num_classes=4)
+    with pytest.raises(LatencyTableError, match=r"another definition of space 'lut-tiny' "
+                       r"\(differing fields: \['num_classes'\]\)"):  # fmt: skip
+        load_latency_table(path, space=changed)
+    with pytest.raises(LatencyTableError, match="measured with runtime 'torch', not 'onnxruntime'"):
+        load_latency_table(path, space=space, runtime="onnxruntime")
+    with pytest.raises(LatencyTableError, match=r"unknown space 'lut-tiny'"):
+        load_latency_table(path)  # not a registered space
+    with pytest.raises(LatencyTableError, match="was built for space 'lut-tiny', not 'mbv3-tiny'"):
+        table.check_space(get_space("mbv3-tiny"))
+
+
+def test_bad_files_fail_clearly(tmp_path, space, table):
+    path = table.save(tmp_path / "tiny.json")
+    data = json.loads(path.read_text())
+    data["format_version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(LatencyTableError, match="has format_version 99; this supernet reads 1"):
+        load_latency_table(path, space=space)
+    path.write_text("[1, 2]")
+    with pytest.raises(LatencyTableError, match="is not a latency table"):
+        load_latency_table(path, space=space)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_latency_table(tmp_path / "nope.json", space=space)
+
+
+def test_a_missing_entry_is_an_error_naming_the_key(tmp_path, space, table):
+    key = "stem hw=12 in=1 out=8"
+    path = table.save(tmp_path / "tiny.json")
+    data = json.loads(path.read_text())
+    del data["entries"][key]
+    path.write_text(json.dumps(data))
+    partial = load_latency_table(path, space=space)
+    small = dataclasses.replace(space.largest(), resolution=8)
+    assert partial.predict([small])[0] == table.predict([small])[0]
+    with pytest.raises(LatencyTableError, match=f"has no entry '{key}', needed by config #1"):
+        partial.predict([small, space.largest()])
+    block = "mbconv hw=2 in=16 out=16 k=5 e=3 s=1 se=1 act=h_swish"
+    entries = {k: v for k, v in table.entries.items() if k != block}
+    no_block = dataclasses.replace(table, entries=entries)
+    with pytest.raises(LatencyTableError, match=f"has no entry '{block}'"):
+        no_block.predict([small])
+
+
+def test_invalid_configs_are_named(table, space):
+    bad = dataclasses.replace(space.largest(), kernel_size=(3, 7, 3, 3))
+    with pytest.raises(ConfigError, match=r"kernel_size\[1\] = 7 is not allowed"):
+        table.predict([space.largest(), bad])
+    short = dataclasses.replace(space.largest(), depth=(1,))
+    with pytest.raises(ConfigError, match="depth has 1 entries"):
+        table.predict([short])
+
+
+def test_onnxruntime_tables_take_off_the_call_overhead(space):
+    device = DeviceSpec(name="test-ort", runtime="onnxruntime", threads=1)
+    table = build_latency_table(space, device, **FAST)
+    assert table.memory_format == "onnx" and table.call_overhead_ms > 0
+    config = space.largest()
+    assert table.predict([config])[0] == pytest.approx(manual_prediction(table, config))
+
+
+def test_fit_overhead_recovers_scale_and_offset():
+    summed = np.array([1.0, 2.0, 3.0, 5.0])
+    assert fit_overhead(summed, 0.8 * summed + 0.25) == pytest.approx((0.8, 0.25))
+    assert fit_overhead(summed, summed + 0.5, fit_scale=False) == pytest.approx((1.0, 0.5))
+    assert fit_overhead(np.ones(3), np.array([1.1, 1.2, 1.3])) == pytest.approx((1.0, 0.2))
+
+
+def test_validate_reports_mape_and_tau(table):
+    result = validate_latency_table(table, n=4, seed=3, repeats=2, warmup=1)
+    assert result.predicted_ms.shape == result.measured_ms.shape == (4,)
+    assert (result.measured_ms > 0).all() and result.mape_percent >= 0
+    assert -1 <= result.kendall_tau <= 1
+    expected = 100 * np.mean(np.abs(result.predicted_ms / result.measured_ms - 1))
+    assert result.mape_percent == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="n = 1 must be >= 2"):
+        validate_latency_table(table, n=1)
+    with pytest.raises(LatencyTableError, match="not 'mbv3-tiny'"):
+        validate_latency_table(table, get_space("mbv3-tiny"), n=2)
+
+
+def test_prediction_of_10k_configs_is_batched():
+    """A synthetic mbv3-tiny table: 10,000 predictions well under a second, equal to the sums."""
+    space = get_space("mbv3-tiny")
+    keys = block_modules(OFAMobileNetV3(space), 1)
+    entries = {k: (0.001 * (i + 1), 0.0) for i, k in enumerate(sorted(keys))}
+    table = LatencyTable(space=space, device=DeviceSpec("x", "torch", 1), entries=entries,
+                         scale=0.9, overhead_ms=0.05, call_overhead_ms=0.0001)  # fmt: skip
+    rng = np.random.default_rng(0)
+    configs = [space.sample(rng) for _ in range(10_000)]
+    start = time.perf_counter()
+    predicted = table.predict(configs)
+    assert time.perf_counter() - start < 1.0
+    for i in (0, 1, 9_999):
+        assert predicted[i] == pytest.approx(manual_prediction(table, configs[i]))
+    assert len(slot_specs(space)) == space.num_blocks
