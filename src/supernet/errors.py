@@ -9,8 +9,10 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataNotFoundError",
+    "ExportError",
     "LatencyTableError",
     "RunDirError",
+    "SearchError",
     "SupernetError",
 ]
 
@@ -41,3 +43,14 @@ class RunDirError(SupernetError):
 class LatencyTableError(SupernetError):
     """A latency lookup table is of another format, space or runtime, or lacks an entry that a
     query needs; the message names the mismatch or the missing key."""
+
+
+class ExportError(SupernetError):
+    """An exported subnet disagrees with the PyTorch subnet beyond the tolerance, or an export
+    directory is incomplete, of another format version, or its files do not match its
+    ``subnet.json``; the message names the file, the value found and the value expected."""
+
+
+class SearchError(SupernetError):
+    """A search cannot run as asked: no subnet found that meets its constraints (the message gives
+    the cheapest value of each constraint found, so the user knows what is achievable)."""

@@ -90,3 +90,32 @@ def test_describe_machine_records_what_the_table_needs():
     assert {"cpu_model", "available_threads", "python", "torch", "onnxruntime"} <= set(info)
     assert info["cpu_model"] and info["onnxruntime"] and info["available_threads"] >= 1
     json.dumps(info)  # JSON-ready
+
+
+def test_a_devices_file_lists_several_devices(tmp_path):
+    from supernet.cost import load_devices
+
+    path = tmp_path / "devices.yaml"
+    path.write_text(
+        "devices:\n"
+        "  - {name: fast, runtime: onnxruntime, threads: 1, lut: luts/a.json,\n"
+        "     constraints: {max_latency_ms: 0.5}}\n"
+        "  - {name: small, runtime: torch, threads: 2, constraints: {max_macs: 2.0e6}}\n"
+    )
+    fast, small = load_devices(path)
+    assert (fast.name, fast.runtime, fast.constraints) == (
+        "fast",
+        "onnxruntime",
+        {"max_latency_ms": 0.5},
+    )
+    assert fast.lut == str(tmp_path / "luts/a.json")
+    assert (small.threads, small.constraints) == (2, {"max_macs": 2.0e6})
+    path.write_text("devices:\n  - {name: a, runtime: onnxruntime, speed: 3}\n")
+    with pytest.raises(ConfigError, match=r"devices\[0\]: unknown field\(s\) \['speed'\]"):
+        load_devices(path)
+    path.write_text("devices:\n  - {name: a, runtime: torch}\n  - {name: a, runtime: torch}\n")
+    with pytest.raises(ConfigError, match="device names must be unique"):
+        load_devices(path)
+    path.write_text("devices: []\n")
+    with pytest.raises(ConfigError, match="at least one device"):
+        load_devices(path)

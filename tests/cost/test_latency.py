@@ -1,4 +1,4 @@
-"""Latency measurement with PyTorch eager and onnxruntime, and the ONNX export it relies on."""
+"""Latency measurement with PyTorch eager and onnxruntime (export: tests/export/test_onnx.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from supernet.cost.latency import measure_call_overhead, measure_latency, time_callable
-from supernet.cost.ort import export_onnx, make_session
 from supernet.errors import ConfigError
 from supernet.nn import OFAMobileNetV3
 from supernet.space import get_space
@@ -73,23 +72,6 @@ def test_bad_settings_are_rejected(subnet, kwargs, message):
 def test_bad_shape_is_rejected(subnet):
     with pytest.raises(ConfigError, match=r"input_shape = \(1, 28, 28\) must be \(B, C, H, W\)"):
         measure_latency(subnet[0], (1, 28, 28))
-
-
-def test_onnx_export_matches_eager(subnet):
-    module, shape = subnet
-    module.eval()
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    session = make_session(export_onnx(module, shape), threads=1)
-    [out] = session.run(None, {"input": x.numpy()})
-    with torch.inference_mode():
-        expected = module(x).numpy()
-    assert out.shape == expected.shape == (2, 10)
-    np.testing.assert_allclose(out, expected, atol=1e-4, rtol=1e-4)
-
-
-def test_export_is_deterministic(subnet):
-    module, shape = subnet
-    assert export_onnx(module, shape) == export_onnx(module, shape)
 
 
 def test_call_overhead_is_zero_for_eager_and_small_for_onnxruntime():

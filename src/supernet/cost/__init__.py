@@ -1,6 +1,12 @@
 """What a subnet costs: MACs, params, peak activation memory, model size, measured latency."""
 
-from supernet.cost.device import DeviceSpec, describe_machine, get_device, load_device
+from supernet.cost.device import (
+    DeviceSpec,
+    describe_machine,
+    get_device,
+    load_device,
+    load_devices,
+)
 from supernet.cost.latency import LatencyResult, measure_latency
 from supernet.cost.lut import LatencyTable, load_latency_table
 from supernet.cost.lut_build import (
@@ -27,6 +33,7 @@ __all__ = [
     "describe_machine",
     "get_device",
     "load_device",
+    "load_devices",
     "load_latency_table",
     "macs",
     "measure_latency",

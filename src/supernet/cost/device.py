@@ -40,6 +40,7 @@ __all__ = [
     "describe_machine",
     "get_device",
     "load_device",
+    "load_devices",
 ]
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -59,6 +60,15 @@ def available_threads() -> int:
 def _positive_int(label: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{label} = {value!r} must be an integer >= 1")
+    return value
+
+
+def _yaml11_number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
     return value
 
 
@@ -139,6 +149,9 @@ class DeviceSpec:
         values = dict(data)
         values.setdefault("threads", available_threads())
         values["constraints"] = values.get("constraints") or {}
+        if isinstance(values["constraints"], dict):
+            # PyYAML follows YAML 1.1, which reads ``2.0e6`` (no exponent sign) as a string.
+            values["constraints"] = {k: _yaml11_number(v) for k, v in values["constraints"].items()}
         return cls(**values)
 
 
@@ -174,6 +187,43 @@ def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
     if spec.lut is not None and not Path(spec.lut).is_absolute():
         spec = spec.replace(lut=str(path.parent / spec.lut))
     return spec
+
+
+def load_devices(path: str | os.PathLike[str]) -> list[DeviceSpec]:
+    """Read several device descriptions from one YAML/JSON file: ``devices: [{...}, {...}]``.
+
+    A file holding a single description (as :func:`load_device` reads) gives a one-item list.
+    Relative ``lut`` paths are taken relative to the file's directory.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ConfigError: invalid YAML/JSON, ``devices`` not a non-empty list, duplicate names, or a
+            bad description (names the device index, the field and what is allowed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"devices file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"devices file {str(path)!r} is not valid YAML/JSON: {exc}") from exc
+    if isinstance(data, dict) and set(data) != {"devices"}:
+        return [load_device(path)]
+    items = data.get("devices") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ConfigError(
+            f"devices file {str(path)!r} must hold 'devices: [...]' with at least one device"
+        )
+    specs = []
+    for i, item in enumerate(items):
+        spec = DeviceSpec.from_dict(item, source=f"devices file {str(path)!r}, devices[{i}]")
+        if spec.lut is not None and not Path(spec.lut).is_absolute():
+            spec = spec.replace(lut=str(path.parent / spec.lut))
+        specs.append(spec)
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"devices file {str(path)!r}: device names must be unique, got {names}")
+    return specs
 
 
 def get_device(name_or_path: str | os.PathLike[str]) -> DeviceSpec:

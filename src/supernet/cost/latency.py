@@ -6,7 +6,7 @@ the result is the median and interquartile range of the per-call times over the 
 with ``torch.utils.benchmark.Timer``. Eager runs under ``torch.inference_mode`` in eval mode,
 in ``channels_last`` when that measured faster (``memory_format="auto"``: both layouts are timed
 briefly and the faster one is kept). onnxruntime runs the module exported by
-:mod:`supernet.cost.ort`.
+:mod:`supernet.export.onnx`.
 
 Reference: Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791), Sec. 3.4 (measured latency
 lookup tables per device); ``torch.utils.benchmark`` (PyTorch benchmark recipe).
@@ -27,8 +27,8 @@ from torch import nn
 from torch.utils.benchmark import Timer
 
 from supernet.cost.device import RUNTIMES
-from supernet.cost.ort import export_onnx, make_session
 from supernet.errors import ConfigError
+from supernet.export.onnx import export_onnx, make_session
 
 __all__ = [
     "MEMORY_FORMATS",

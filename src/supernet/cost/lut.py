@@ -42,7 +42,7 @@ from supernet.checkpoint import write_text_atomic
 from supernet.cost.device import DeviceSpec
 from supernet.errors import ConfigError, LatencyTableError
 from supernet.nn import OFAMobileNetV3
-from supernet.space import ArchConfig, SearchSpace, describe, get_space
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace, describe, get_space
 
 __all__ = [
     "FORMAT_VERSION",
@@ -225,16 +225,25 @@ class LatencyTable:
         check_space("the latency table", self.space.name, _space_fields(self.space), space)
 
     # --- prediction -----------------------------------------------------------------------------
-    def _indices(self, configs: Sequence[ArchConfig]) -> tuple[np.ndarray, ...]:
+    def _indices(self, configs: Sequence[ArchConfig] | ConfigBatch) -> tuple[np.ndarray, ...]:
         space = self.space
         n_s, n_stages = space.num_blocks, space.num_stages
-        for c in configs:
-            if len(c.kernel_size) != n_s or len(c.expand_ratio) != n_s or len(c.depth) != n_stages:
-                c.validate(space)  # raises, naming the field and the expected length
-        res = np.array([c.resolution for c in configs], dtype=np.int64)
-        kernel = np.array([c.kernel_size for c in configs], dtype=np.int64).reshape(-1, n_s)
-        expand = np.array([c.expand_ratio for c in configs], dtype=np.int64).reshape(-1, n_s)
-        depth = np.array([c.depth for c in configs], dtype=np.int64).reshape(-1, n_stages)
+        if isinstance(configs, ConfigBatch):
+            configs.validate(space)  # raises, naming the row, field, value and choices
+            res, kernel = configs.resolution, configs.kernel_size
+            expand, depth = configs.expand_ratio, configs.depth
+        else:
+            for c in configs:
+                if (
+                    len(c.kernel_size) != n_s
+                    or len(c.expand_ratio) != n_s
+                    or len(c.depth) != n_stages
+                ):
+                    c.validate(space)  # raises, naming the field and the expected length
+            res = np.array([c.resolution for c in configs], dtype=np.int64)
+            kernel = np.array([c.kernel_size for c in configs], dtype=np.int64).reshape(-1, n_s)
+            expand = np.array([c.expand_ratio for c in configs], dtype=np.int64).reshape(-1, n_s)
+            depth = np.array([c.depth for c in configs], dtype=np.int64).reshape(-1, n_stages)
         out = []
         for values, choices in (
             (res, space.resolutions),
@@ -252,17 +261,19 @@ class LatencyTable:
         active = self._slot_position[None, :] < depth[:, self._slot_stage]
         return (*out, active)
 
-    def summed_ms(self, configs: Sequence[ArchConfig]) -> np.ndarray:
+    def summed_ms(self, configs: Sequence[ArchConfig] | ConfigBatch) -> np.ndarray:
         """Stem + active blocks + head from the table, before scale and overhead.
 
-        Shapes: ``len(configs)`` configs → ``[N]`` float64, in ms.
+        Shapes: ``len(configs)`` configs (a list or a :class:`ConfigBatch`) → ``[N]`` float64,
+        in ms.
 
         Raises:
             ConfigError: a config is not valid in the table's space.
             LatencyTableError: the table lacks an entry a config needs (names the key).
         """
-        configs = list(configs)
-        if not configs:
+        if not isinstance(configs, ConfigBatch):
+            configs = list(configs)
+        if len(configs) == 0:
             return np.zeros(0)
         r, k, e, active = self._indices(configs)
         slots = np.arange(self.space.num_blocks)[None, :]
@@ -279,10 +290,11 @@ class LatencyTable:
         parts = 2 + active.sum(1)
         return stem + head + np.where(active, block, 0.0).sum(1) - parts * self.call_overhead_ms
 
-    def predict(self, configs: Sequence[ArchConfig]) -> np.ndarray:
+    def predict(self, configs: Sequence[ArchConfig] | ConfigBatch) -> np.ndarray:
         """Predicted latency of each config: ``scale * summed_ms + overhead_ms``.
 
-        Shapes: ``len(configs)`` configs → ``[N]`` float64, in ms.
+        Shapes: ``len(configs)`` configs (a list or a :class:`ConfigBatch`) → ``[N]`` float64,
+        in ms.
 
         Raises:
             ConfigError: a config is not valid in the table's space.

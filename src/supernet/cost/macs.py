@@ -20,6 +20,7 @@ MobileNetV3 space); MobileNetV3 (Howard et al., arXiv 1905.02244), Sec. 5 (block
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from supernet.errors import ConfigError
 from supernet.nn import ElasticSqueezeExcite, mbconv_mid_channels
-from supernet.space import ArchConfig, SearchSpace
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace
 
 __all__ = ["SubnetShapes", "count_params", "macs", "measure_macs", "params"]
 
@@ -66,11 +67,15 @@ def count_params(module: nn.Module) -> int:
 
 
 def _config_arrays(
-    configs: Sequence[ArchConfig], space: SearchSpace
+    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(resolution [N], kernel_size [N, S], expand_ratio [N, S], depth [N, stages])`` as int64,
     checked against ``space`` with numpy; the first invalid config is re-checked by
-    :meth:`ArchConfig.validate`, which raises with the field, value and choices."""
+    :meth:`ArchConfig.validate` (or :meth:`ConfigBatch.validate`), which raises with the field,
+    value and choices."""
+    if isinstance(configs, ConfigBatch):
+        configs.validate(space)
+        return configs.resolution, configs.kernel_size, configs.expand_ratio, configs.depth
     n, s = len(configs), space.num_blocks
     try:
         resolution = np.array([c.resolution for c in configs], dtype=np.int64).reshape(n)
@@ -92,6 +97,56 @@ def _config_arrays(
     for config in configs[first_bad:]:
         config.validate(space)
     raise ConfigError(f"configs do not fit space {space.name!r}")  # validate raised before this
+
+
+@dataclass(frozen=True, eq=False)
+class _SlotTables:
+    """What every subnet of a space shares, per block slot ``[S]`` (built once per space)."""
+
+    in_channels: np.ndarray
+    out_channels: np.ndarray
+    stride: np.ndarray
+    use_se: np.ndarray
+    slot_in_stage: np.ndarray
+    slot_stage: np.ndarray
+    mid_table: np.ndarray  # [S, |expand_ratios|] from the supernet's own width rules
+    se_table: np.ndarray  # [S, |expand_ratios|], 0 without SE
+
+
+@functools.lru_cache(maxsize=16)
+def _slot_tables(space: SearchSpace) -> _SlotTables:
+    in_ch, out_ch, stride, use_se = [], [], [], []
+    c = space.first_block_width
+    for stage in space.stages:
+        for i in range(stage.max_depth):
+            in_ch.append(c)
+            out_ch.append(stage.width)
+            stride.append(stage.stride if i == 0 else 1)
+            use_se.append(stage.use_se)
+            c = stage.width
+    mid_table = np.array(
+        [[mbconv_mid_channels(ci, e) for e in space.expand_ratios] for ci in in_ch], np.int64
+    )
+    se_table = np.array(
+        [
+            [ElasticSqueezeExcite.mid_channels(int(m)) if se else 0 for m in row]
+            for row, se in zip(mid_table, use_se, strict=True)
+        ],
+        np.int64,
+    )
+    tables = _SlotTables(
+        in_channels=np.array(in_ch, np.int64),
+        out_channels=np.array(out_ch, np.int64),
+        stride=np.array(stride, np.int64),
+        use_se=np.array(use_se, dtype=bool),
+        slot_in_stage=np.concatenate([np.arange(st.max_depth) for st in space.stages]),
+        slot_stage=np.repeat(np.arange(space.num_stages), space.stage_max_depths),
+        mid_table=mid_table,
+        se_table=se_table,
+    )
+    for arr in vars(tables).values():
+        arr.flags.writeable = False  # shared by every SubnetShapes of the space
+    return tables
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,8 +188,11 @@ class SubnetShapes:
     use_se: np.ndarray
 
     @classmethod
-    def from_configs(cls, configs: Sequence[ArchConfig], space: SearchSpace) -> SubnetShapes:
-        """Shapes of ``configs`` (validated against ``space``).
+    def from_configs(
+        cls, configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace
+    ) -> SubnetShapes:
+        """Shapes of ``configs`` — a list of :class:`ArchConfig` or a :class:`ConfigBatch`
+        (validated against ``space``).
 
         Shapes: N configs → the arrays listed in the class docstring.
 
@@ -142,57 +200,37 @@ class SubnetShapes:
             ConfigError: for the first config that is not valid in ``space`` (names the field,
                 the value and the choices).
         """
-        configs = list(configs)
+        if not isinstance(configs, ConfigBatch):
+            configs = list(configs)
         resolution, kernel, expand, depth = _config_arrays(configs, space)
-        in_ch, out_ch, stride, use_se = [], [], [], []
-        c = space.first_block_width
-        for stage in space.stages:
-            for i in range(stage.max_depth):
-                in_ch.append(c)
-                out_ch.append(stage.width)
-                stride.append(stage.stride if i == 0 else 1)
-                use_se.append(stage.use_se)
-                c = stage.width
-        # Lookup tables [S, |expand_ratios|] from the supernet's own width rules.
-        mid_table = np.array(
-            [[mbconv_mid_channels(ci, e) for e in space.expand_ratios] for ci in in_ch]
-        )
-        se_table = np.array(
-            [
-                [ElasticSqueezeExcite.mid_channels(int(m)) if se else 0 for m in row]
-                for row, se in zip(mid_table, use_se, strict=True)
-            ]
-        )
+        t = _slot_tables(space)
         slots = np.arange(space.num_blocks)[None, :]
         e_index = np.searchsorted(np.array(space.expand_ratios), expand)
-        slot_in_stage = np.concatenate([np.arange(st.max_depth) for st in space.stages])
-        stage_depth = np.repeat(depth, space.stage_max_depths, axis=1)
-        active = slot_in_stage[None, :] < stage_depth
+        active = t.slot_in_stage[None, :] < depth[:, t.slot_stage]
 
         stem_size = -(-resolution // space.stem_stride)  # ceil: padding k // 2, odd k
-        in_size = np.empty_like(kernel)
-        out_size = np.empty_like(kernel)
-        size = stem_size
-        for s, st in enumerate(stride):
-            in_size[:, s] = size
-            out_size[:, s] = -(-size // st)
-            size = np.where(active[:, s], out_size[:, s], size)
-        in_channels, out_channels = np.array(in_ch, np.int64), np.array(out_ch, np.int64)
+        # Sizes shrink by ceil division at each active strided slot; nested ceil divisions by
+        # integers compose (ceil(ceil(x / a) / b) = ceil(x / ab)), so one cumulative product does.
+        step = np.where(active, t.stride[None, :], 1)
+        divisor = np.cumprod(step, axis=1)  # through slot s
+        in_size = -(-stem_size[:, None] // (divisor // step))  # before slot s
+        out_size = -(-in_size // t.stride[None, :])
+        size = -(-stem_size // divisor[:, -1])
         return cls(
             space=space,
             resolution=resolution,
             stem_size=stem_size,
             active=active,
             kernel_size=kernel,
-            mid_channels=mid_table[slots, e_index].astype(np.int64),
-            se_mid_channels=se_table[slots, e_index].astype(np.int64),
+            mid_channels=t.mid_table[slots, e_index],
+            se_mid_channels=t.se_table[slots, e_index],
             in_size=in_size,
             out_size=out_size,
             final_size=size,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            residual=(np.array(stride) == 1) & (in_channels == out_channels),
-            use_se=np.array(use_se, dtype=bool),
+            in_channels=t.in_channels,
+            out_channels=t.out_channels,
+            residual=(t.stride == 1) & (t.in_channels == t.out_channels),
+            use_se=t.use_se,
         )
 
     @property
@@ -244,14 +282,14 @@ class SubnetShapes:
         return (fixed + np.where(self.active, blocks, 0).sum(axis=1)).astype(np.int64)
 
 
-def macs(configs: Sequence[ArchConfig], space: SearchSpace) -> np.ndarray:
+def macs(configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace) -> np.ndarray:
     """MACs of each config's subnet at its resolution, batch 1, computed without building it.
 
     Equals ``measure_macs(supernet.get_subnet(config), (1, C, R, R))`` exactly: convolutions
     (SE's 1x1 convs included) and the classifier, ``weights × output positions``, no biases,
     BN, activations, pooling or element-wise ops. The classifier has ``space.num_classes`` outputs.
 
-    Shapes: N configs → ``[N]`` int64 (MACs).
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → ``[N]`` int64 (MACs).
 
     Raises:
         ConfigError: for the first config that is not valid in ``space``.
@@ -261,13 +299,13 @@ def macs(configs: Sequence[ArchConfig], space: SearchSpace) -> np.ndarray:
     return SubnetShapes.from_configs(configs, space).macs()
 
 
-def params(configs: Sequence[ArchConfig], space: SearchSpace) -> np.ndarray:
+def params(configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace) -> np.ndarray:
     """Parameter count of each config's subnet, computed without building it.
 
     Equals ``count_params(supernet.get_subnet(config))``: conv weights, SE and classifier biases,
     BN affine weights and biases (running statistics are buffers, not counted).
 
-    Shapes: N configs → ``[N]`` int64 (parameters).
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → ``[N]`` int64 (parameters).
 
     Raises:
         ConfigError: for the first config that is not valid in ``space``.

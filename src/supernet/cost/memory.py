@@ -43,7 +43,7 @@ import numpy as np
 
 from supernet.cost.macs import SubnetShapes
 from supernet.errors import ConfigError
-from supernet.space import ArchConfig, SearchSpace
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace
 
 __all__ = [
     "activation_bytes_per_layer",
@@ -106,13 +106,14 @@ def _alive_elements(sh: SubnetShapes) -> tuple[list[str], np.ndarray]:
 
 
 def activation_bytes_per_layer(
-    configs: Sequence[ArchConfig], space: SearchSpace, *, bytes_per_element: int = 4
+    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace, *, bytes_per_element: int = 4
 ) -> tuple[list[str], np.ndarray]:
     """Activation bytes alive while each layer runs (inference, batch 1), as counted in this
     module's docstring; the row maximum is :func:`peak_memory_bytes`.
 
-    Shapes: N configs → ``(names, [N, L])`` int64 bytes; inactive block slots are 0; a block's
-    ``se`` column exists only where the space's stage has SE.
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → ``(names, [N, L])`` int64 bytes;
+    inactive block slots are 0; a block's ``se`` column exists only where the space's stage has
+    SE.
 
     Raises:
         ConfigError: for the first config that is not valid in ``space``, or when
@@ -132,14 +133,14 @@ def peak_elements(shapes: SubnetShapes) -> np.ndarray:
 
 
 def peak_memory_bytes(
-    configs: Sequence[ArchConfig], space: SearchSpace, *, bytes_per_element: int = 4
+    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace, *, bytes_per_element: int = 4
 ) -> np.ndarray:
     """Peak activation memory of each config's subnet: inference, batch 1, layer by layer with
     in-place depthwise convolution (see the module docstring for exactly what is alive).
 
     ``bytes_per_element``: 4 for fp32, 2 for fp16, 1 for int8.
 
-    Shapes: N configs → ``[N]`` int64 (bytes).
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → ``[N]`` int64 (bytes).
 
     Raises:
         ConfigError: for the first config that is not valid in ``space``, or when
@@ -153,12 +154,12 @@ def peak_memory_bytes(
 
 
 def model_size_bytes(
-    configs: Sequence[ArchConfig], space: SearchSpace, *, bytes_per_weight: int = 4
+    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace, *, bytes_per_weight: int = 4
 ) -> np.ndarray:
     """Model size (flash) of each config's subnet: :func:`~supernet.cost.macs.params` ×
     ``bytes_per_weight`` (4 for fp32, 1 for int8).
 
-    Shapes: N configs → ``[N]`` int64 (bytes).
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → ``[N]`` int64 (bytes).
 
     Raises:
         ConfigError: for the first config that is not valid in ``space``, or when

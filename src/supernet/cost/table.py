@@ -8,7 +8,7 @@ import numpy as np
 
 from supernet.cost.macs import SubnetShapes
 from supernet.cost.memory import peak_elements
-from supernet.space import ArchConfig, SearchSpace
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace
 
 __all__ = ["COST_KEYS", "cost_table"]
 
@@ -22,7 +22,9 @@ COST_KEYS = (
 )
 
 
-def cost_table(configs: Sequence[ArchConfig], space: SearchSpace) -> dict[str, np.ndarray]:
+def cost_table(
+    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace
+) -> dict[str, np.ndarray]:
     """MACs, params, peak activation memory and model size of each config's subnet.
 
     Keys (:data:`COST_KEYS`): ``macs`` (batch 1), ``params``, ``peak_memory_bytes`` (fp32
@@ -31,7 +33,8 @@ def cost_table(configs: Sequence[ArchConfig], space: SearchSpace) -> dict[str, n
     :func:`~supernet.cost.macs.params`, :func:`~supernet.cost.memory.peak_memory_bytes` and
     :func:`~supernet.cost.memory.model_size_bytes`.
 
-    Shapes: N configs → each value ``[N]`` int64 (MACs, parameters, bytes).
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → each value ``[N]`` int64 (MACs,
+    parameters, bytes).
 
     Raises:
         ConfigError: for the first config that is not valid in ``space``.

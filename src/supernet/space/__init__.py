@@ -1,7 +1,9 @@
 """What can be searched: arch configs, search spaces and their presets (pure Python + numpy)."""
 
+from supernet.space.batch import ConfigBatch
 from supernet.space.config import ArchConfig, describe
-from supernet.space.encoding import ENCODING_VERSION, encode, encoding_size
+from supernet.space.encoding import ENCODING_VERSION, encode, encode_batch, encoding_size
+from supernet.space.operators import crossover_batch, mutate_batch, sample_batch
 from supernet.space.presets import MBV3_TINY_NOTES, get_space, list_spaces, register_space
 from supernet.space.space import SearchSpace, StageSpec, make_divisible
 
@@ -9,13 +11,18 @@ __all__ = [
     "ENCODING_VERSION",
     "MBV3_TINY_NOTES",
     "ArchConfig",
+    "ConfigBatch",
     "SearchSpace",
     "StageSpec",
+    "crossover_batch",
     "describe",
     "encode",
+    "encode_batch",
     "encoding_size",
     "get_space",
     "list_spaces",
     "make_divisible",
+    "mutate_batch",
     "register_space",
+    "sample_batch",
 ]

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from supernet.space.batch import ConfigBatch, choice_index
 from supernet.space.config import ArchConfig
 from supernet.space.space import SearchSpace
 
-__all__ = ["ENCODING_VERSION", "encode", "encoding_size"]
+__all__ = ["ENCODING_VERSION", "encode", "encode_batch", "encoding_size"]
 
 ENCODING_VERSION = 1
 
@@ -25,14 +26,16 @@ def encoding_size(space: SearchSpace) -> int:
     return space.num_blocks * per_block + len(space.resolutions)
 
 
-def encode(configs: Sequence[ArchConfig], space: SearchSpace) -> np.ndarray:
-    """Encode configs as a float32 array.
+def encode(configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace) -> np.ndarray:
+    """Encode configs as a float32 array (a :class:`ConfigBatch` goes to :func:`encode_batch`).
 
     Shapes: ``configs`` of length N -> ``[N, F]`` with ``F = encoding_size(space)``.
 
     Raises:
         ConfigError: when a config is not valid in ``space``.
     """
+    if isinstance(configs, ConfigBatch):
+        return encode_batch(configs, space)
     n_k, n_e = len(space.kernel_sizes), len(space.expand_ratios)
     per_block = n_k + n_e
     out = np.zeros((len(configs), encoding_size(space)), dtype=np.float32)
@@ -47,4 +50,31 @@ def encode(configs: Sequence[ArchConfig], space: SearchSpace) -> np.ndarray:
             out[row, base + k_index[config.kernel_size[slot]]] = 1.0
             out[row, base + n_k + e_index[config.expand_ratio[slot]]] = 1.0
         out[row, res_offset + r_index[config.resolution]] = 1.0
+    return out
+
+
+def encode_batch(batch: ConfigBatch, space: SearchSpace) -> np.ndarray:
+    """:func:`encode` for a :class:`ConfigBatch`, without a per-config Python loop (the same
+    array, bit for bit).
+
+    Shapes: N rows -> ``[N, F]`` float32 with ``F = encoding_size(space)``: per block slot a
+    one-hot kernel size then a one-hot expand ratio (zeros when the slot is inactive), then a
+    one-hot resolution.
+
+    Raises:
+        ConfigError: when a row is not valid in ``space`` (names the row, field, value, choices).
+
+    Reference: Once-for-All (arXiv 1908.09791), Sec. 3.4 and App. (accuracy predictor input).
+    """
+    r_idx, k_idx, e_idx, _ = choice_index(batch, space)  # validates
+    n, n_k, n_slots = len(batch), len(space.kernel_sizes), space.num_blocks
+    per_block = n_k + len(space.expand_ratios)
+    out = np.zeros((n, encoding_size(space)), dtype=np.float32)
+    # Flat positions: row * F + slot * per_block + choice; inactive slots are left at zero.
+    active = batch.active_mask(space)
+    base = np.arange(n)[:, None] * out.shape[1] + np.arange(n_slots)[None, :] * per_block
+    flat = out.reshape(-1)
+    flat[(base + k_idx)[active]] = 1.0
+    flat[(base + n_k + e_idx)[active]] = 1.0
+    flat[np.arange(n) * out.shape[1] + n_slots * per_block + r_idx] = 1.0
     return out
