@@ -1,9 +1,14 @@
-# `make demo`: set up, then run the main job (train a supernet on Fashion-MNIST, evaluate subnets).
+# `make demo`: set up, then run the main job: train a supernet on Fashion-MNIST, evaluate subnets,
+# measure an accuracy dataset and fit the predictor, build this CPU's latency table, specialize for
+# the devices in configs/devices.yaml and write RUN/report.md. Every step resumes or is skipped
+# when its output is already there.
 # `make test`: set up, then lint, check the layer contract and run the tests (what .ci/run calls).
 PYTHON ?= python3
 PIP := PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip --disable-pip-version-check
 RUN ?= runs/fashion-mnist-quick
 PRESET ?= fashion-mnist-quick
+LUT ?= luts/mbv3-tiny-cpu-ort-1t.json
+DEVICES ?= configs/devices/demo.yaml
 
 .PHONY: setup setup-data demo test lint bench
 
@@ -26,6 +31,12 @@ demo: setup
 	  supernet train --preset $(PRESET) --run-dir $(RUN); \
 	fi
 	supernet eval --run-dir $(RUN)
+	supernet predict collect --run-dir $(RUN)
+	supernet predict fit --run-dir $(RUN) --plot $(RUN)/predictor.png
+	@if [ ! -f $(LUT) ]; then \
+	  supernet latency build --space mbv3-tiny --runtime onnxruntime --threads 1 --out $(LUT); \
+	fi
+	supernet specialize --run-dir $(RUN) --devices $(DEVICES)
 
 lint:
 	ruff check .

@@ -119,3 +119,14 @@ def test_a_devices_file_lists_several_devices(tmp_path):
     path.write_text("devices: []\n")
     with pytest.raises(ConfigError, match="at least one device"):
         load_devices(path)
+
+
+def test_the_demo_devices_file_loads():
+    from pathlib import Path
+
+    from supernet.cost import load_devices
+
+    path = Path(__file__).parents[2] / "configs" / "devices" / "demo.yaml"
+    devices = load_devices(path)
+    assert [d.name for d in devices] == ["mcu-sram", "phone-fast", "edge-cpu"]
+    assert all(d.lut is not None and d.lut.endswith("mbv3-tiny-cpu-ort-1t.json") for d in devices)

@@ -16,6 +16,8 @@ from supernet.cli.console import console
 from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
 from supernet.cli.latency import latency_app
+from supernet.cli.predict import predict_app
+from supernet.cli.specialize import search, specialize
 from supernet.space import describe, get_space, list_spaces
 
 app = typer.Typer(
@@ -152,6 +154,9 @@ def spaces(
 
 app.command()(cost)
 app.add_typer(latency_app, name="latency")
+app.add_typer(predict_app, name="predict")
+app.command()(search)
+app.command()(specialize)
 
 
 def main() -> None:

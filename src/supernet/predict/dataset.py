@@ -1,0 +1,337 @@
+"""The accuracy dataset: (subnet config, measured validation accuracy) pairs of a trained run.
+
+Each subnet is extracted from the supernet, its BatchNorm statistics are re-calibrated on the run's
+fixed subset of training images, and its top-1 accuracy is measured on the validation split. The
+subnets are the largest, the smallest, then ``n`` distinct random ones drawn from
+``np.random.default_rng(seed)``; the rows go to ``run_dir/acc_dataset.csv``, rewritten atomically
+every few subnets, so an interrupted collection resumes where it stopped with the same configs.
+
+Reference: Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791), Sec. 3.4: an accuracy predictor
+is trained on [architecture, accuracy] pairs of subnets sampled from the trained supernet.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from supernet.data import BatchLoader, resize
+from supernet.errors import ConfigError, DataNotFoundError
+from supernet.nn import OFAMobileNetV3
+from supernet.space import ArchConfig, SearchSpace, encode
+from supernet.train import calibration_loader, load_run, recalibrate_bn
+from supernet.train.rundir import write_csv_atomic
+
+__all__ = [
+    "ACC_DATASET",
+    "COLUMNS",
+    "DEFAULT_SUBNETS",
+    "AccuracyDataset",
+    "ProgressFn",
+    "collect_accuracy_dataset",
+    "read_accuracy_dataset",
+    "subnet_sequence",
+]
+
+log = logging.getLogger(__name__)
+
+ACC_DATASET = "acc_dataset.csv"
+COLUMNS = ("index", "config", "resolution", "val_accuracy", "images", "space", "seed")
+DEFAULT_SUBNETS = 200
+"""Random subnets collected by default (plus the largest and the smallest): 202 subnets of
+``mbv3-tiny`` on the 10,000 Fashion-MNIST validation images took 2.4-2.7 s each on 2 CPU cores
+(about 8-9 minutes), measured while the machine was otherwise nearly idle."""
+
+ProgressFn = Callable[[int, int, str], None]
+"""``progress(done, total, what)``: called once before the first subnet and after each one."""
+
+_CACHE_BYTES = 1 << 30  # preprocessed (resized, normalized) batches kept per resolution
+
+
+@dataclass(frozen=True)
+class AccuracyDataset:
+    """Measured subnets of one run.
+
+    Shapes: ``configs`` N configs; ``val_accuracy`` float64 [N], top-1 accuracy in percent points
+    on ``images`` validation images each; ``features()`` float32 [N, F] (Once-for-All encoding).
+    The first two configs are the space's largest and smallest; the rest are ``subnet_sequence``'s
+    random configs for ``seed``. ``measured`` subnets were measured by the call that returned it,
+    in ``seconds`` (wall clock); the others were read back from the csv.
+    """
+
+    space: SearchSpace
+    seed: int
+    configs: tuple[ArchConfig, ...]
+    val_accuracy: np.ndarray
+    images: int
+    path: Path | None = None
+    measured: int = 0
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def features(self) -> np.ndarray:
+        """The configs' Once-for-All encoding, float32 [N, F] (:func:`supernet.space.encode`)."""
+        return encode(list(self.configs), self.space)
+
+    def rows(self) -> list[dict[str, object]]:
+        """The ``acc_dataset.csv`` rows (columns :data:`COLUMNS`)."""
+        return [
+            _row(i, c, float(a), self.images, self.space.name, self.seed)
+            for i, (c, a) in enumerate(zip(self.configs, self.val_accuracy, strict=True))
+        ]
+
+
+def _row(index: int, config: ArchConfig, acc: float, images: int, space: str, seed: int) -> dict:
+    return {
+        "index": index,
+        "config": config.to_json(),
+        "resolution": config.resolution,
+        "val_accuracy": round(acc, 6),
+        "images": images,
+        "space": space,
+        "seed": seed,
+    }
+
+
+def subnet_sequence(space: SearchSpace, n: int, seed: int) -> list[ArchConfig]:
+    """The largest, the smallest, then ``n`` distinct random configs of ``space``.
+
+    Configs are drawn one by one with ``space.sample(np.random.default_rng(seed))`` and kept when
+    their encoding (the subnet they select: blocks beyond a stage's depth do not count) is new, so
+    the sequence for ``n`` is a prefix of the sequence for any larger ``n``.
+
+    Raises:
+        ConfigError: ``n`` is negative, or the space has too few distinct subnets (at most
+            ``100 * (n + 1)`` draws are tried).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"n = {n!r} must be an integer >= 0")
+    configs = [space.largest(), space.smallest()]
+    seen = {encode([c], space).tobytes() for c in configs}
+    rng = np.random.default_rng(seed)
+    for _ in range(100 * (n + 1)):
+        if len(configs) == n + 2:
+            return configs
+        config = space.sample(rng)
+        key = encode([config], space).tobytes()
+        if key not in seen:
+            seen.add(key)
+            configs.append(config)
+    raise ConfigError(
+        f"space {space.name!r} gave only {len(configs) - 2} distinct random subnets in "
+        f"{100 * (n + 1)} draws; ask for fewer than n = {n}"
+    )
+
+
+def read_accuracy_dataset(path: str | Path, space: SearchSpace) -> AccuracyDataset:
+    """Read an ``acc_dataset.csv`` written by :func:`collect_accuracy_dataset`.
+
+    Raises:
+        DataNotFoundError: the file does not exist (run ``supernet predict collect`` first).
+        ConfigError: the file is not an accuracy dataset, is of another space than ``space``,
+            mixes seeds or validation sizes, or holds a config that is not valid in ``space``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(
+            f"no accuracy dataset at {path}; collect one with `supernet predict collect`"
+        )
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ConfigError(
+                f"{path} is not an accuracy dataset: columns {reader.fieldnames}, "
+                f"expected {list(COLUMNS)}"
+            )
+        rows = list(reader)
+    if not rows:
+        raise ConfigError(f"{path} holds no subnets")
+    spaces, seeds, images = ({r[k] for r in rows} for k in ("space", "seed", "images"))
+    if spaces != {space.name}:
+        raise ConfigError(
+            f"{path} was collected in space {sorted(spaces)[0]!r}; this run's space is "
+            f"{space.name!r}"
+        )
+    if len(seeds) != 1 or len(images) != 1:
+        raise ConfigError(f"{path} mixes seeds {sorted(seeds)} or image counts {sorted(images)}")
+    try:
+        configs = tuple(ArchConfig.from_json(r["config"]).validate(space) for r in rows)
+        acc = np.array([float(r["val_accuracy"]) for r in rows], dtype=np.float64)
+        index = [int(r["index"]) for r in rows]
+        seed, n_images = int(seeds.pop()), int(images.pop())
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{path} is malformed: {exc}") from exc
+    if index != list(range(len(rows))):
+        raise ConfigError(f"{path}: the index column is not 0..{len(rows) - 1} in order")
+    return AccuracyDataset(space, seed, configs, acc, n_images, path)
+
+
+class _SubnetScorer:
+    """BN re-calibration and validation accuracy with preprocessed batches reused across subnets.
+
+    The calibration subset and validation split are normalized once; resized copies (on the
+    device, in the run's memory format) are cached per resolution up to ``_CACHE_BYTES``.
+    Numbers equal :func:`supernet.train.evaluate_subnet` with the same loaders.
+    """
+
+    def __init__(
+        self,
+        supernet: OFAMobileNetV3,
+        calib: BatchLoader,
+        val: BatchLoader,
+        device: torch.device,
+        channels_last: bool,
+    ) -> None:
+        self.supernet, self.device = supernet, device
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.calib = [x for x, _ in calib]
+        self.val = list(val)
+        self.images = sum(int(y.numel()) for _, y in self.val)
+        self.cache: dict[int, tuple[list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]]
+        self.cache = {}
+        self.cached_bytes = 0
+
+    def _prep(self, x: torch.Tensor, resolution: int) -> torch.Tensor:
+        return resize(x, resolution).to(self.device, memory_format=self.fmt)
+
+    def _batches(
+        self, resolution: int
+    ) -> tuple[Iterator[torch.Tensor], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+        if resolution in self.cache:
+            calib, val = self.cache[resolution]
+            return iter(calib), iter(val)
+        per_image = self.calib[0].shape[1] * resolution**2  # float32 values
+        size = 4 * per_image * (sum(x.shape[0] for x in self.calib) + self.images)
+        if self.cached_bytes + size > _CACHE_BYTES:  # too big to keep: resize batch by batch
+            return (
+                (self._prep(x, resolution) for x in self.calib),
+                ((self._prep(x, resolution), y.to(self.device)) for x, y in self.val),
+            )
+        calib = [self._prep(x, resolution) for x in self.calib]
+        val = [(self._prep(x, resolution), y.to(self.device)) for x, y in self.val]
+        self.cache[resolution] = (calib, val)
+        self.cached_bytes += size
+        return iter(calib), iter(val)
+
+    def __call__(self, config: ArchConfig) -> float:
+        """Top-1 validation accuracy (%) of ``config`` after BN re-calibration."""
+        calib, val = self._batches(config.resolution)
+        subnet = self.supernet.get_subnet(config).to(self.device, memory_format=self.fmt)
+        recalibrate_bn(subnet, calib)
+        correct = 0
+        with torch.inference_mode():
+            for x, y in val:
+                correct += int((subnet(x).argmax(1) == y).sum())
+        return 100.0 * correct / max(self.images, 1)
+
+
+def _resume_rows(
+    path: Path, space: SearchSpace, seed: int, images: int, expected: Sequence[ArchConfig]
+) -> list[dict]:
+    """Rows of an existing csv that match this collection, checked row by row."""
+    if not path.exists():
+        return []
+    done = read_accuracy_dataset(path, space)
+    if done.seed != seed:
+        raise ConfigError(
+            f"{path} was collected with seed {done.seed}, this call uses seed {seed}; "
+            "pass the same seed, or force a new collection"
+        )
+    if done.images != images:
+        raise ConfigError(
+            f"{path} was measured on {done.images} validation images, this call uses {images}; "
+            "pass the same val_images, or force a new collection"
+        )
+    for i, config in enumerate(done.configs[: len(expected)]):
+        if config != expected[i]:
+            raise ConfigError(
+                f"{path} row {i} holds {config.to_json()}, but seed {seed} gives "
+                f"{expected[i].to_json()} there; force a new collection"
+            )
+    return done.rows()[: len(expected)]
+
+
+def collect_accuracy_dataset(
+    run_dir: str | Path,
+    *,
+    n: int = DEFAULT_SUBNETS,
+    seed: int = 0,
+    val_images: int | None = None,
+    device: str = "auto",
+    save_every: int = 10,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+) -> AccuracyDataset:
+    """Measure the validation accuracy of ``n + 2`` subnets of a trained run; resumable.
+
+    The subnets are :func:`subnet_sequence` ``(space, n, seed)``. Each is extracted, BN
+    re-calibrated on the run's ``bn_calib_images`` fixed training images and evaluated on the first
+    ``val_images`` images of the validation split (all of them by default) at the run's
+    ``eval_batch_size``. Rows go to ``run_dir/acc_dataset.csv`` every ``save_every`` subnets and at
+    the end (also when interrupted). A csv already there is continued: its rows are kept and only
+    the missing subnets are measured (with a larger ``n`` the collection is extended; with a
+    smaller one the first ``n + 2`` rows are returned). ``force`` discards it.
+
+    Returns the dataset: accuracies in percent points.
+
+    Raises:
+        ConfigError: ``n``, ``val_images`` or ``save_every`` out of range; or the existing csv is of
+            another space, seed or validation size (names both values).
+        RunDirError / CheckpointError / DataNotFoundError: from :func:`supernet.train.load_run`.
+
+    Reference: Once-for-All (arXiv 1908.09791), Sec. 3.4.
+    """
+    for name, value, low in (
+        ("n", n, 0),
+        ("save_every", save_every, 1),
+        ("val_images", val_images, 1),
+    ):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < low):  # fmt: skip
+            raise ConfigError(f"{name} = {value!r} must be an integer >= {low}")
+    run = load_run(run_dir, device=device)
+    if not run.finished:
+        log.warning("collecting accuracies of a %s", run.progress)
+    config, space, splits = run.config, run.space, run.splits
+    configs = subnet_sequence(space, n, seed)
+    val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
+                      limit=val_images)  # fmt: skip
+    path = run.run_dir / ACC_DATASET
+    if force:
+        path.unlink(missing_ok=True)
+    rows = _resume_rows(path, space, seed, val.num_samples, configs)
+    resumed, collect_start = len(rows), time.perf_counter()
+    if len(rows) < len(configs):
+        calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+        score = _SubnetScorer(run.supernet, calib, val, run.device, config.channels_last)
+        if progress is not None:
+            progress(len(rows), len(configs), f"{len(rows)} subnets in {path.name}")
+        written = len(rows)
+        try:
+            for i in range(len(rows), len(configs)):
+                start = time.perf_counter()
+                acc = score(configs[i])
+                rows.append(_row(i, configs[i], acc, score.images, space.name, seed))
+                if len(rows) - written >= save_every:
+                    write_csv_atomic(path, rows)
+                    written = len(rows)
+                seconds = time.perf_counter() - start
+                log.info("subnet %d: %.2f%% in %.2f s", i, acc, seconds)
+                if progress is not None:
+                    progress(i + 1, len(configs), f"{acc:.2f}% ({seconds:.1f} s)")
+        finally:
+            if len(rows) > written:
+                write_csv_atomic(path, rows)
+    acc = np.array([float(r["val_accuracy"]) for r in rows], dtype=np.float64)
+    return AccuracyDataset(space, seed, tuple(configs), acc, int(rows[0]["images"]), path,
+                           measured=len(rows) - resumed,
+                           seconds=time.perf_counter() - collect_start)  # fmt: skip

@@ -1,0 +1,313 @@
+"""Specialize a trained supernet for devices, without retraining: search, extract, verify, export.
+
+For each device: constrained evolutionary search on predicted accuracy (the run's accuracy
+predictor) under the device's budgets (latency from its lookup table, MACs, peak activation
+memory, model size, all batched), then the chosen subnet is extracted, BN re-calibrated, tested
+on the test set, timed on this machine with the device's runtime, and exported (ONNX +
+TorchScript + ``subnet.json``). A few random subnets that cost no more than the chosen one on
+every constrained objective are tested too, as the baseline search must beat.
+
+Reference: Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791), Sec. 3.4 ("specialized
+sub-networks ... with an accuracy predictor and latency lookup tables, no retraining").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from supernet.cost import (
+    DeviceSpec,
+    LatencyTable,
+    load_latency_table,
+    macs,
+    measure_latency,
+    model_size_bytes,
+    params,
+    peak_memory_bytes,
+)
+from supernet.data import BatchLoader, resize
+from supernet.errors import ConfigError
+from supernet.export import export_subnet
+from supernet.predict import AccuracyPredictor, load_predictor
+from supernet.search import (
+    EvolutionConfig,
+    build_constraints,
+    evolutionary_search,
+    nsga2_search,
+)
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace, encode_batch, sample_batch
+from supernet.train import LoadedRun, calibration_loader, evaluate_subnet, load_run
+
+__all__ = [
+    "CONSTRAINT_OBJECTIVES",
+    "DeviceResult",
+    "SpecializeResult",
+    "objectives_for",
+    "specialize",
+]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str], None]
+
+CONSTRAINT_OBJECTIVES = {
+    "max_latency_ms": "latency_ms",
+    "max_macs": "macs",
+    "max_peak_memory_bytes": "peak_memory_bytes",
+    "max_model_size_bytes": "model_size_bytes",
+}
+"""Device constraint name → the objective it limits (fp32 tensors and weights, as exported)."""
+
+PREDICTOR = "predictor.pt"
+CHECK_IMAGES = 16
+
+
+@dataclass
+class DeviceResult:
+    """What one device got. Accuracy in %, latency in ms, memory and size in bytes.
+
+    ``meets`` maps each constraint to whether the *measured* cost meets it (latency measured on
+    this machine; MACs, params, memory exact). ``baseline_test_accuracy`` holds the test accuracy
+    of random subnets no more costly than ``config`` on any constrained objective.
+    """
+
+    device: str
+    runtime: str
+    constraints: dict[str, float]
+    config: ArchConfig
+    predicted_accuracy: float
+    test_accuracy: float
+    macs: int
+    params: int
+    peak_memory_bytes: int
+    model_size_bytes: int
+    predicted_latency_ms: float | None
+    measured_latency_ms: float
+    meets: dict[str, bool]
+    export_dir: Path
+    onnx_max_abs_diff: float
+    search_seconds: float
+    candidates_scored: int
+    baseline_test_accuracy: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        """A flat dict for CSV and markdown tables."""
+        base = self.baseline_test_accuracy
+        return {
+            "device": self.device,
+            "runtime": self.runtime,
+            "constraints": "; ".join(f"{k}={v:g}" for k, v in self.constraints.items()),
+            "config": self.config.to_json(),
+            "predicted_val_acc": round(self.predicted_accuracy, 2),
+            "test_acc": round(self.test_accuracy, 2),
+            "random_test_acc_max": round(max(base), 2) if base else "",
+            "macs": self.macs,
+            "params": self.params,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "model_size_bytes": self.model_size_bytes,
+            "predicted_latency_ms": ""
+            if self.predicted_latency_ms is None
+            else round(self.predicted_latency_ms, 4),
+            "measured_latency_ms": round(self.measured_latency_ms, 4),
+            "meets_constraints": all(self.meets.values()),
+            "onnx_max_abs_diff": f"{self.onnx_max_abs_diff:.2e}",
+            "search_seconds": round(self.search_seconds, 2),
+        }
+
+
+@dataclass
+class SpecializeResult:
+    """Every device's result, where the exports went, and the wall time of the whole call (s)."""
+
+    run_dir: Path
+    out_dir: Path
+    devices: list[DeviceResult]
+    seconds: float
+    front: Any = None  # supernet.search.ParetoFront of predicted accuracy vs latency_ms, if any
+    front_device: str | None = None  # whose latency table the front's latency axis uses
+
+
+def objectives_for(space: SearchSpace, table: LatencyTable | None) -> dict[str, Callable]:
+    """Batched cost objectives, ``ConfigBatch [N] -> [N]``, named as in ``CONSTRAINT_OBJECTIVES``.
+
+    ``latency_ms`` is present only with a latency table.
+    """
+    objectives: dict[str, Callable] = {
+        "macs": lambda b: macs(b, space),
+        "peak_memory_bytes": lambda b: peak_memory_bytes(b, space),
+        "model_size_bytes": lambda b: model_size_bytes(b, space),
+    }
+    if table is not None:
+        objectives["latency_ms"] = table.predict
+    return objectives
+
+
+def _device_table(
+    device: DeviceSpec, space: SearchSpace, cache: dict[str, LatencyTable]
+) -> LatencyTable | None:
+    if device.lut is None:
+        if "max_latency_ms" in device.constraints:
+            raise ConfigError(
+                f"device {device.name!r} sets max_latency_ms but has no latency table (lut); "
+                f"build one with `supernet latency build --space {space.name} --runtime "
+                f"{device.runtime}` and name it in the device's `lut` field"
+            )
+        return None
+    if device.lut not in cache:
+        cache[device.lut] = load_latency_table(device.lut, space=space, runtime=device.runtime)
+    return cache[device.lut]
+
+
+def _score_fn(predictor: AccuracyPredictor, space: SearchSpace) -> Callable:
+    return lambda batch: predictor.predict_encoded(encode_batch(batch, space))
+
+
+def _cheaper_random(
+    space: SearchSpace,
+    objectives: dict[str, Callable],
+    limits: dict[str, float],
+    k: int,
+    seed: int,
+) -> list[ArchConfig]:
+    """Up to ``k`` random subnets at or below ``limits`` on every named objective."""
+    rng = np.random.default_rng(seed)
+    found: list[ArchConfig] = []
+    for _ in range(10):  # bounded: 10 draws of 5,000 subnets
+        batch = sample_batch(space, 5000, rng)
+        ok = np.ones(len(batch), dtype=bool)
+        for name, limit in limits.items():
+            ok &= objectives[name](batch) <= limit
+        found.extend(batch[np.flatnonzero(ok)[: k - len(found)]].to_configs())
+        if len(found) >= k:
+            break
+    return found
+
+
+def specialize(
+    run_dir: str | Path,
+    devices: Sequence[DeviceSpec],
+    *,
+    out_dir: str | Path | None = None,
+    predictor_path: str | Path | None = None,
+    evolution: EvolutionConfig | None = None,
+    baseline_subnets: int = 3,
+    front_generations: int = 60,
+    onnx_tolerance: float = 1e-4,
+    device: str = "auto",
+    progress: ProgressFn | None = None,
+) -> SpecializeResult:
+    """Search, extract, BN re-calibrate, test, time and export one subnet per device.
+
+    Exports go to ``out_dir/DEVICE/`` (default ``run_dir/specialized``). With a latency table,
+    NSGA-II (``front_generations`` generations of 100) also traces the Pareto front of predicted
+    accuracy vs predicted latency for the report's plot.
+
+    Raises:
+        RunDirError, CheckpointError: the run or its predictor (``run_dir/predictor.pt`` by
+            default) cannot be loaded or belongs to another space.
+        LatencyTableError: a device's latency table is of another space or runtime.
+        ConfigError: a device sets ``max_latency_ms`` without a latency table, or no devices.
+        SearchError: no subnet meets a device's constraints (names the cheapest costs found).
+        ExportError: an exported file disagrees with the PyTorch subnet by more than
+            ``onnx_tolerance`` (max abs logit difference on ``CHECK_IMAGES`` test images).
+    """
+    if not devices:
+        raise ConfigError("no devices to specialize for; give at least one")
+    start = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    run: LoadedRun = load_run(run_dir, device=device)
+    space, config = run.space, run.config
+    out = Path(out_dir) if out_dir is not None else run.run_dir / "specialized"
+    predictor, _ = load_predictor(Path(predictor_path or run.run_dir / PREDICTOR), space)
+    score = _score_fn(predictor, space)
+    calib = calibration_loader(run.splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+    test = BatchLoader(run.splits.test, config.eval_batch_size, shuffle=False, augment=False)
+
+    def test_subnet(arch: ArchConfig) -> tuple[Any, torch.nn.Module]:
+        return evaluate_subnet(run.supernet, arch, calib=calib, data=test, device=run.device,
+                               channels_last=config.channels_last)  # fmt: skip
+
+    normalization = {"mean": list(run.splits.test.mean), "std": list(run.splits.test.std)}
+    tables: dict[str, LatencyTable] = {}
+    results = []
+    for spec in devices:
+        table = _device_table(spec, space, tables)
+        objectives = objectives_for(space, table)
+        limits = {CONSTRAINT_OBJECTIVES[k]: v for k, v in spec.constraints.items()}
+        constraints = build_constraints(limits, objectives)
+        say(f"{spec.name}: searching under {limits or 'no constraints'}")
+        found = evolutionary_search(space, score, constraints, evolution or EvolutionConfig())
+        best = found.best
+        one = ConfigBatch.from_configs([best], space)
+        costs = {name: float(fn(one)[0]) for name, fn in objectives.items()}
+        acc, subnet = test_subnet(best)
+        subnet = subnet.cpu().to(memory_format=torch.contiguous_format).eval()
+        shape = (spec.batch_size, space.input_channels, best.resolution, best.resolution)
+        say(f"{spec.name}: timing the chosen subnet with {spec.runtime}")
+        timed = measure_latency(subnet, shape, runtime=spec.runtime, threads=spec.threads)
+        measured = {
+            "latency_ms": timed.median_ms,
+            "macs": costs["macs"],
+            "peak_memory_bytes": costs["peak_memory_bytes"],
+            "model_size_bytes": costs["model_size_bytes"],
+        }
+        meets = {f"max_{n}": bool(measured[n] <= lim) for n, lim in limits.items()}
+        for name, ok in meets.items():
+            if not ok:
+                log.warning("device %s: measured %s misses its limit", spec.name, name)
+        cheaper_than = {n: costs[n] for n in limits} or {"macs": costs["macs"]}
+        baseline = []
+        for i, cfg in enumerate(
+            _cheaper_random(space, objectives, cheaper_than, baseline_subnets, seed=0)
+        ):
+            say(f"{spec.name}: random baseline {i + 1}/{baseline_subnets}")
+            baseline.append(test_subnet(cfg)[0].accuracy)
+        row = DeviceResult(
+            device=spec.name,
+            runtime=spec.runtime,
+            constraints=dict(spec.constraints),
+            config=best,
+            predicted_accuracy=float(found.best_score),
+            test_accuracy=acc.accuracy,
+            macs=int(costs["macs"]),
+            params=int(params(one, space)[0]),
+            peak_memory_bytes=int(costs["peak_memory_bytes"]),
+            model_size_bytes=int(costs["model_size_bytes"]),
+            predicted_latency_ms=costs.get("latency_ms"),
+            measured_latency_ms=timed.median_ms,
+            meets=meets,
+            export_dir=out / spec.name,
+            onnx_max_abs_diff=float("nan"),
+            search_seconds=found.seconds,
+            candidates_scored=found.candidates_scored,
+            baseline_test_accuracy=baseline,
+        )
+        say(f"{spec.name}: exporting to {row.export_dir}")
+        meta = {k: v for k, v in row.row().items() if k not in ("config", "onnx_max_abs_diff")}
+        meta.update(normalization=normalization, device=spec.to_dict(),
+                    measured_latency_iqr_ms=timed.iqr_ms, test_images=acc.images)  # fmt: skip
+        images, _ = next(iter(test))  # real, normalized test images check the export
+        check = resize(images[:CHECK_IMAGES], best.resolution)
+        exported = export_subnet(subnet, best, space, row.export_dir, metadata=meta,
+                                 check_images=check, tolerance=onnx_tolerance)  # fmt: skip
+        row.onnx_max_abs_diff = exported.onnx_max_abs_diff
+        results.append(row)
+    front, front_device = None, None
+    for spec in devices:
+        if spec.lut is not None and front_generations > 0:
+            say(f"Pareto front of predicted accuracy vs latency ({spec.name}'s table)")
+            front = nsga2_search(space, score, {"latency_ms": tables[spec.lut].predict},
+                                 generations=front_generations, seed=0)  # fmt: skip
+            front_device = spec.name
+            break
+    return SpecializeResult(
+        run.run_dir, out, results, time.perf_counter() - start, front, front_device
+    )
