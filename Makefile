@@ -34,7 +34,8 @@ demo: setup
 	supernet predict collect --run-dir $(RUN)
 	supernet predict fit --run-dir $(RUN) --plot $(RUN)/predictor.png
 	@if [ ! -f $(LUT) ]; then \
-	  supernet latency build --space mbv3-tiny --runtime onnxruntime --threads 1 --out $(LUT); \
+	  supernet latency build --space mbv3-tiny --runtime onnxruntime --threads 1 \
+	    --repeats 40 --fit-subnets 30 --out $(LUT); \
 	fi
 	supernet specialize --run-dir $(RUN) --devices $(DEVICES)
 
