@@ -177,15 +177,23 @@ def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
             misses ``name``/``runtime``, or holds a bad value (names the value and what is allowed).
     """
     path = Path(path)
+    data = _read_yaml(path, "device file")
+    return _with_lut_beside(DeviceSpec.from_dict(data, source=f"device file {str(path)!r}"), path)
+
+
+def _read_yaml(path: Path, what: str) -> Any:
     if not path.is_file():
-        raise FileNotFoundError(f"device file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"device file {str(path)!r} is not valid YAML/JSON: {exc}") from exc
-    spec = DeviceSpec.from_dict(data, source=f"device file {str(path)!r}")
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML/JSON: {exc}") from exc
+
+
+def _with_lut_beside(spec: DeviceSpec, path: Path) -> DeviceSpec:
+    """A relative ``lut`` path is relative to the device file's directory."""
     if spec.lut is not None and not Path(spec.lut).is_absolute():
-        spec = spec.replace(lut=str(path.parent / spec.lut))
+        return spec.replace(lut=str(path.parent / spec.lut))
     return spec
 
 
@@ -201,12 +209,7 @@ def load_devices(path: str | os.PathLike[str]) -> list[DeviceSpec]:
             bad description (names the device index, the field and what is allowed).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"devices file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"devices file {str(path)!r} is not valid YAML/JSON: {exc}") from exc
+    data = _read_yaml(path, "devices file")
     if isinstance(data, dict) and set(data) != {"devices"}:
         return [load_device(path)]
     items = data.get("devices") if isinstance(data, dict) else None
@@ -216,10 +219,8 @@ def load_devices(path: str | os.PathLike[str]) -> list[DeviceSpec]:
         )
     specs = []
     for i, item in enumerate(items):
-        spec = DeviceSpec.from_dict(item, source=f"devices file {str(path)!r}, devices[{i}]")
-        if spec.lut is not None and not Path(spec.lut).is_absolute():
-            spec = spec.replace(lut=str(path.parent / spec.lut))
-        specs.append(spec)
+        source = f"devices file {str(path)!r}, devices[{i}]"
+        specs.append(_with_lut_beside(DeviceSpec.from_dict(item, source=source), path))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ConfigError(f"devices file {str(path)!r}: device names must be unique, got {names}")

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from supernet.cost.lut_build import LatencyValidation
+from supernet.report.scatter import plot_measured_vs_predicted
 
 __all__ = ["plot_latency_validation"]
 
@@ -17,25 +18,12 @@ def plot_latency_validation(
 
     Returns the path written (its directory is created).
     """
-    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    measured, predicted = validation.measured_ms, validation.predicted_ms
-    lo = float(min(measured.min(), predicted.min())) * 0.95
-    hi = float(max(measured.max(), predicted.max())) * 1.05
-    fig = Figure(figsize=(4.5, 4.5), dpi=120)
-    ax = fig.subplots()
-    ax.plot([lo, hi], [lo, hi], color="0.6", linewidth=1, label="y = x")
-    ax.scatter(measured, predicted, s=14, label=f"{len(measured)} subnets")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured latency (ms)")
-    ax.set_ylabel("predicted latency (ms)")
-    ax.set_title(
-        f"{title}\nMAPE {validation.mape_percent:.1f}%, Kendall τ {validation.kendall_tau:.3f}"
+    return plot_measured_vs_predicted(
+        validation.measured_ms,
+        validation.predicted_ms,
+        path,
+        quantity="latency (ms)",
+        label=f"{len(validation.measured_ms)} subnets",
+        title=f"{title}\nMAPE {validation.mape_percent:.1f}%, "
+        f"Kendall τ {validation.kendall_tau:.3f}",
     )
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from supernet.predict import PredictorReport
+from supernet.report.scatter import plot_measured_vs_predicted
 
 __all__ = ["plot_predictor_holdout"]
 
@@ -17,32 +18,15 @@ def plot_predictor_holdout(
 
     Returns the path written (a PNG; its directory is created).
     """
-    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    measured, predicted = report.measured, report.predicted
-    lo = float(min(measured.min(), predicted.min()))
-    hi = float(max(measured.max(), predicted.max()))
-    pad = 0.05 * max(hi - lo, 0.1)
-    lo, hi = lo - pad, hi + pad
-    fig = Figure(figsize=(4.5, 4.5), dpi=120)
-    ax = fig.subplots()
-    ax.plot([lo, hi], [lo, hi], color="0.6", linewidth=1, label="y = x")
-    ax.scatter(measured, predicted, s=14, label=f"{report.n_holdout} held-out subnets")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_xlabel("measured top-1 accuracy (%)")
-    ax.set_ylabel("predicted top-1 accuracy (%)")
-    ax.set_title(
-        f"{title}\nRMSE {report.rmse:.3f} pts, Kendall τ {report.kendall_tau:.3f}, "
+    return plot_measured_vs_predicted(
+        report.measured,
+        report.predicted,
+        path,
+        quantity="top-1 accuracy (%)",
+        label=f"{report.n_holdout} held-out subnets",
+        title=f"{title}\nRMSE {report.rmse:.3f} pts, Kendall τ {report.kendall_tau:.3f}, "
         f"Spearman ρ {report.spearman_rho:.3f}",
-        fontsize=9,
     )
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
 
 
 def predictor_markdown(report: PredictorReport, *, subnets: int) -> str:
