@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from supernet.train import load_config, train
+
 
 @pytest.fixture(autouse=True)
 def _two_threads():
@@ -23,7 +25,6 @@ TINY_PHASES = [
 @pytest.fixture
 def tiny_config():
     """A progressive-shrinking config on scikit-learn digits that trains in a few seconds."""
-    from supernet.train import load_config
 
     def make(**overrides):
         data = {
@@ -42,3 +43,38 @@ def tiny_config():
         return load_config(overrides=data)
 
     return make
+
+
+# Enough progressive shrinking on scikit-learn digits that every elastic dimension is trained;
+# the accuracies are low and that is fine: the tests check bookkeeping, not quality.
+TRAINED_RUN_PHASES = [
+    {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
+     "depths": "max", "distill": False},
+    {"name": "expand", "epochs": 1, "lr": 0.02, "sort_channels": True, "subnets_per_step": 2},
+]  # fmt: skip
+
+
+def tiny_run_config(**overrides):
+    data = {
+        "preset": "test-trained-run",
+        "space": "mbv3-tiny",
+        "dataset": "digits",
+        "batch_size": 32,
+        "train_limit": 64,
+        "val_limit": 64,
+        "bn_calib_images": 64,
+        "eval_batch_size": 100,
+        "device": "cpu",
+        "threads": 1,  # the training fixture only; each test then runs with conftest's 2 threads
+        "phases": [dict(p) for p in TRAINED_RUN_PHASES],
+    }
+    data.update(overrides)
+    return load_config(overrides=data)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A finished run on digits (seconds to train); copy it before writing into it."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    train(tiny_run_config(), run_dir)
+    return run_dir

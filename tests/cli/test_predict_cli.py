@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -15,11 +16,6 @@ from supernet.space import get_space
 from supernet.train.rundir import write_csv_atomic
 
 runner = CliRunner()
-SHORT_PHASES = [
-    {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
-     "depths": "max", "distill": False},
-    {"name": "expand", "epochs": 1, "lr": 0.02, "subnets_per_step": 2},
-]  # fmt: skip
 
 
 def test_help_lists_the_commands_and_options():
@@ -95,12 +91,9 @@ def test_fit_prints_the_table_and_saves_predictor_and_plot(synthetic_run):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_collect_then_fit_on_a_trained_run(tmp_path, tiny_config):
-    from supernet.train import train
-
-    run_dir = tmp_path / "run"
-    train(tiny_config(phases=SHORT_PHASES, threads=1), run_dir)
-    args = ["predict", "collect", "--run-dir", str(run_dir), "--n", "4", "--val-images", "40"]
+def test_collect_then_fit_on_a_trained_run(tmp_path, trained_run):
+    run_dir = shutil.copytree(trained_run, tmp_path / "run")
+    args = ["predict", "collect", "--run-dir", str(run_dir), "--n", "4", "--val-images", "100"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"saved {run_dir / ACC_DATASET}" in result.output

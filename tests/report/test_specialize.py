@@ -13,26 +13,14 @@ from supernet.report.run_report import write_run_report, write_specialize_output
 from supernet.report.specialize import specialize
 from supernet.search import EvolutionConfig
 from supernet.space import ArchConfig, get_space
-from supernet.train import load_config, train
 
-PHASES = [
-    {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
-     "depths": "max", "distill": False},
-    {"name": "expand", "epochs": 1, "lr": 0.02, "sort_channels": True, "subnets_per_step": 2},
-]  # fmt: skip
 FAST = EvolutionConfig(population=16, generations=4, seed=0)
 
 
 @pytest.fixture(scope="module")
-def run_with_predictor(tmp_path_factory):
-    """A digits run (seconds) with a small accuracy dataset and a fitted predictor."""
-    run_dir = tmp_path_factory.mktemp("specialize") / "run"
-    config = load_config(overrides={
-        "preset": "test-specialize", "space": "mbv3-tiny", "dataset": "digits",
-        "batch_size": 32, "train_limit": 64, "val_limit": 64, "bn_calib_images": 64,
-        "eval_batch_size": 100, "device": "cpu", "threads": 1, "phases": PHASES,
-    })  # fmt: skip
-    train(config, run_dir)
+def run_with_predictor(trained_run, tmp_path_factory):
+    """The shared digits run with a small accuracy dataset and a fitted predictor."""
+    run_dir = shutil.copytree(trained_run, tmp_path_factory.mktemp("specialize") / "run")
     dataset = collect_accuracy_dataset(run_dir, n=8, device="cpu", val_images=100)
     predictor, report = train_predictor(dataset, epochs=50, holdout=0.3)
     save_predictor(run_dir / "predictor.pt", predictor, dataset.space, report)
