@@ -1,6 +1,16 @@
 """How a supernet computes: elastic operators, static blocks, the OFA MobileNetV3 supernet."""
 
-from supernet.nn.blocks import ConvBNAct, MBConv, MobileNetV3, SqueezeExcite
+from supernet.nn.blocks import (
+    NORMS,
+    ConvBNAct,
+    MBConv,
+    MobileNetV3,
+    SqueezeExcite,
+    WSConv2d,
+    group_norm_groups,
+    make_norm,
+    standardize_weight,
+)
 from supernet.nn.elastic import (
     ElasticBatchNorm2d,
     ElasticDepthwiseConv2d,
@@ -14,6 +24,7 @@ from supernet.nn.registry import create_supernet, list_supernets, register_super
 from supernet.nn.sorting import sort_channels
 
 __all__ = [
+    "NORMS",
     "ConvBNAct",
     "ElasticBatchNorm2d",
     "ElasticDepthwiseConv2d",
@@ -24,10 +35,14 @@ __all__ = [
     "MobileNetV3",
     "OFAMobileNetV3",
     "SqueezeExcite",
+    "WSConv2d",
     "build_ofa_mbv3",
     "create_supernet",
+    "group_norm_groups",
     "list_supernets",
+    "make_norm",
     "mbconv_mid_channels",
     "register_supernet",
     "sort_channels",
+    "standardize_weight",
 ]

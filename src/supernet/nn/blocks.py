@@ -11,7 +11,81 @@ from torch import nn
 
 from supernet.space import ArchConfig
 
-__all__ = ["ConvBNAct", "MBConv", "MobileNetV3", "SqueezeExcite", "make_activation"]
+__all__ = [
+    "NORMS",
+    "ConvBNAct",
+    "MBConv",
+    "MobileNetV3",
+    "SqueezeExcite",
+    "WSConv2d",
+    "group_norm_groups",
+    "make_activation",
+    "make_norm",
+    "standardize_weight",
+]
+
+NORMS = ("bn", "gn")
+"""Normalization kinds: batch norm (Once-for-All) or group norm + weight standardization."""
+
+WS_EPS = 1e-5
+
+
+def group_norm_groups(channels: int, max_channels_per_group: int = 8) -> int:
+    """Number of groups for group norm: ``channels / d`` with ``d`` the largest divisor of
+    ``channels`` that is ≤ ``max_channels_per_group`` (8 channels per group where possible).
+
+    Reference: TinyTL (arXiv 2007.11622), Sec. 3.2 / Appendix: group norm, 8 channels per group.
+
+    Raises:
+        ValueError: ``channels`` or ``max_channels_per_group`` is not a positive int.
+    """
+    if channels < 1 or max_channels_per_group < 1:
+        raise ValueError(
+            f"channels = {channels} and max_channels_per_group = {max_channels_per_group} "
+            "must be >= 1"
+        )
+    per_group = max(d for d in range(1, min(channels, max_channels_per_group) + 1)
+                    if channels % d == 0)  # fmt: skip
+    return channels // per_group
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """``"bn"`` → ``BatchNorm2d(channels)``; ``"gn"`` → ``GroupNorm`` with
+    :func:`group_norm_groups` groups.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`NORMS`.
+    """
+    if kind == "bn":
+        return nn.BatchNorm2d(channels)
+    if kind == "gn":
+        return nn.GroupNorm(group_norm_groups(channels), channels)
+    raise ValueError(f"norm = {kind!r} is not allowed; choose from {NORMS}")
+
+
+def standardize_weight(weight: torch.Tensor, eps: float = WS_EPS) -> torch.Tensor:
+    """Weight standardization: zero mean and unit variance per output channel.
+
+    Shapes: ``[C_out, C_in / groups, k, k]`` → same. Reference: Qiao et al., "Micro-Batch Training
+    with Batch-Channel Normalization and Weight Standardization" (arXiv 1903.10520), Eq. 5; used
+    with group norm for batch-1 training by TinyTL (arXiv 2007.11622), Sec. 3.2.
+    """
+    flat = weight.flatten(1)
+    mean = flat.mean(1).view(-1, 1, 1, 1)
+    var = flat.var(1, unbiased=False).view(-1, 1, 1, 1)
+    return (weight - mean) / torch.sqrt(var + eps)
+
+
+class WSConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose weight is standardized (:func:`standardize_weight`) at every forward.
+
+    Used for every convolution that is followed by a group norm (``norm="gn"``).
+
+    Shapes: as ``nn.Conv2d``. Reference: arXiv 1903.10520, Eq. 5.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, standardize_weight(self.weight), self.bias)
 
 
 def make_activation(name: str | None) -> nn.Module:
@@ -26,7 +100,8 @@ def make_activation(name: str | None) -> nn.Module:
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv2d (no bias) → BatchNorm2d → activation.
+    """Conv2d (no bias) → norm → activation: ``norm="bn"`` (default) gives BatchNorm2d;
+    ``norm="gn"`` gives a weight-standardized :class:`WSConv2d` and group norm.
 
     Shapes: ``[B, in_channels, H, W]`` → ``[B, out_channels, ceil(H / stride), ceil(W / stride)]``.
     """
@@ -40,9 +115,11 @@ class ConvBNAct(nn.Sequential):
         stride: int = 1,
         groups: int = 1,
         act: str | None = "relu",
+        norm: str = "bn",
     ) -> None:
+        conv_cls = WSConv2d if norm == "gn" else nn.Conv2d
         super().__init__(
-            nn.Conv2d(
+            conv_cls(
                 in_channels,
                 out_channels,
                 kernel_size,
@@ -51,7 +128,7 @@ class ConvBNAct(nn.Sequential):
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(out_channels),
+            make_norm(norm, out_channels),
             make_activation(act),
         )
 
@@ -93,14 +170,18 @@ class MBConv(nn.Module):
         act: str,
         se_mid_channels: int | None = None,
         expand: bool = True,
+        norm: str = "bn",
     ) -> None:
         super().__init__()
-        self.expand = ConvBNAct(in_channels, mid_channels, 1, act=act) if expand else nn.Identity()
-        self.depthwise = ConvBNAct(
-            mid_channels, mid_channels, kernel_size, stride=stride, groups=mid_channels, act=act
+        self.expand = (
+            ConvBNAct(in_channels, mid_channels, 1, act=act, norm=norm) if expand else nn.Identity()
         )
+        self.depthwise = ConvBNAct(
+            mid_channels, mid_channels, kernel_size, stride=stride, groups=mid_channels, act=act,
+            norm=norm,
+        )  # fmt: skip
         self.se = SqueezeExcite(mid_channels, se_mid_channels) if se_mid_channels else nn.Identity()
-        self.project = ConvBNAct(mid_channels, out_channels, 1, act=None)
+        self.project = ConvBNAct(mid_channels, out_channels, 1, act=None, norm=norm)
         self.use_residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,8 @@ PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 Choice = str | list[int]
 OPTIMIZERS = ("sgd", "adamw")
-TEACHERS = ("frozen", "inplace")  # "all", "max", "min" or an explicit list of choices
+TEACHERS = ("frozen", "inplace")
+NORMS = ("bn", "gn")
 
 
 @dataclass
@@ -69,6 +70,11 @@ class TrainConfig:
     ``"inplace"`` — the full network of the same step, which the sandwich rule trains first, its
     output detached (in-place distillation, BigNAS, arXiv 2003.11142, Sec. 3.1). In-place saves the
     teacher's forward pass and keeps the teacher improving; it needs ``sandwich: true``.
+
+    ``norm``: ``"bn"`` (batch norm, Once-for-All) or ``"gn"`` (group norm with 8 channels per group
+    plus weight standardization, the batch-1 setting of TinyTL, arXiv 2007.11622, Sec. 3.2).
+    ``checkpoint_every``: also checkpoint every this many optimizer steps inside an epoch (``None``:
+    only at epoch ends); a killed run loses at most that many steps.
     """
 
     preset: str = "custom"
@@ -93,6 +99,8 @@ class TrainConfig:
     amp: str = "auto"
     threads: int | None = None
     channels_last: bool = True
+    norm: str = "bn"
+    checkpoint_every: int | None = None
     phases: list[PhaseConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -109,7 +117,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} = {value!r} must be an integer >= 1")
-        for name in ("train_limit", "val_limit", "threads"):
+        for name in ("train_limit", "val_limit", "threads", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} = {value!r} must be null or an integer >= 1")
@@ -118,6 +126,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} = {getattr(self, name)} must be >= 0")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer = {self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.norm not in NORMS:
+            raise ConfigError(f"norm = {self.norm!r}; choose from {NORMS}")
         if self.teacher not in TEACHERS:
             raise ConfigError(f"teacher = {self.teacher!r}; choose from {TEACHERS}")
         if not 0.0 <= self.label_smoothing < 1.0:
