@@ -24,7 +24,7 @@ from supernet.space import ArchConfig
 
 @torch.no_grad()
 def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every conv, BN, kernel transform and linear layer of ``module`` random values."""
+    """Give every conv, BN/GN, kernel transform and linear layer of ``module`` random values."""
     g = torch.Generator().manual_seed(seed)
 
     def normal_(t: torch.Tensor, std: float, mean: float = 0.0) -> None:
@@ -48,6 +48,9 @@ def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
             normal_(m.bias, 0.2)
             normal_(m.running_mean, 0.2)
             uniform_(m.running_var, 0.5, 2.0)
+        elif isinstance(m, nn.GroupNorm):
+            uniform_(m.weight, 0.5, 1.5)
+            normal_(m.bias, 0.2)
         elif isinstance(m, nn.Linear):
             normal_(m.weight, 1.0 / math.sqrt(m.weight.shape[1]))
             normal_(m.bias, 0.1)

@@ -14,20 +14,23 @@ from supernet.nn.blocks import (
 from supernet.nn.elastic import (
     ElasticBatchNorm2d,
     ElasticDepthwiseConv2d,
+    ElasticGroupNorm,
     ElasticMBConv,
     ElasticPointwiseConv2d,
     ElasticSqueezeExcite,
+    make_elastic_norm,
     mbconv_mid_channels,
 )
 from supernet.nn.ofa_mbv3 import OFAMobileNetV3, build_ofa_mbv3
 from supernet.nn.registry import create_supernet, list_supernets, register_supernet
-from supernet.nn.sorting import sort_channels
+from supernet.nn.sorting import channel_order, sort_channels
 
 __all__ = [
     "NORMS",
     "ConvBNAct",
     "ElasticBatchNorm2d",
     "ElasticDepthwiseConv2d",
+    "ElasticGroupNorm",
     "ElasticMBConv",
     "ElasticPointwiseConv2d",
     "ElasticSqueezeExcite",
@@ -37,9 +40,11 @@ __all__ = [
     "SqueezeExcite",
     "WSConv2d",
     "build_ofa_mbv3",
+    "channel_order",
     "create_supernet",
     "group_norm_groups",
     "list_supernets",
+    "make_elastic_norm",
     "make_norm",
     "mbconv_mid_channels",
     "register_supernet",

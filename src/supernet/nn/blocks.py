@@ -89,14 +89,18 @@ class WSConv2d(nn.Conv2d):
 
 
 def make_activation(name: str | None) -> nn.Module:
-    """``"relu"`` → ReLU, ``"h_swish"`` → Hardswish, ``None`` → Identity."""
+    """``"relu"`` → ReLU, ``"relu6"`` → ReLU6, ``"h_swish"`` → Hardswish, ``None`` → Identity."""
     if name is None:
         return nn.Identity()
     if name == "relu":
         return nn.ReLU(inplace=True)
+    if name == "relu6":
+        return nn.ReLU6(inplace=True)
     if name == "h_swish":
         return nn.Hardswish(inplace=True)
-    raise ValueError(f"activation = {name!r} is not allowed; choose from ('relu', 'h_swish', None)")
+    raise ValueError(
+        f"activation = {name!r} is not allowed; choose from ('relu', 'relu6', 'h_swish', None)"
+    )
 
 
 class ConvBNAct(nn.Sequential):

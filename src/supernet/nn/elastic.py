@@ -8,6 +8,9 @@
   by importance before width is made elastic (:mod:`supernet.nn.sorting`). Sec. 3.2 "Elastic Width".
 - Dynamic batch norm: the active channels use the first ``c`` entries of the affine parameters and
   running statistics.
+- Elastic group norm (``norm="gn"``): the first ``c`` affine entries, ``group_norm_groups(c)``
+  groups; every conv followed by a norm standardizes its *active* weight (weight standardization,
+  arXiv 1903.10520), so a subnet's convs are standardized as its static copy's are.
 
 Slicing recomputes nothing while gradients are off and the weights are unchanged: the transformed
 kernel is cached per (kernel size, parameter versions) for evaluation and search. Weights must be
@@ -23,15 +26,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supernet.nn.blocks import ConvBNAct, MBConv, SqueezeExcite, make_activation
+from supernet.errors import ConfigError
+from supernet.nn.blocks import (
+    NORMS,
+    ConvBNAct,
+    MBConv,
+    SqueezeExcite,
+    group_norm_groups,
+    make_activation,
+    standardize_weight,
+)
 from supernet.space import make_divisible
 
 __all__ = [
     "ElasticBatchNorm2d",
     "ElasticDepthwiseConv2d",
+    "ElasticGroupNorm",
     "ElasticMBConv",
     "ElasticPointwiseConv2d",
     "ElasticSqueezeExcite",
+    "make_elastic_norm",
     "mbconv_mid_channels",
 ]
 
@@ -39,13 +53,20 @@ __all__ = [
 class ElasticPointwiseConv2d(nn.Module):
     """1x1 convolution whose input channels follow the input and whose output channels are chosen.
 
+    With ``standardize=True`` the active (sliced) weight is weight-standardized per output channel
+    at every forward, as :class:`~supernet.nn.blocks.WSConv2d` does for the static copy.
+
     Shapes: ``[B, c_in <= max_in, H, W]`` → ``[B, out_channels <= max_out, H, W]``.
+    Reference: weight standardization, arXiv 1903.10520, Eq. 5.
     """
 
-    def __init__(self, max_in: int, max_out: int, *, bias: bool = False) -> None:
+    def __init__(
+        self, max_in: int, max_out: int, *, bias: bool = False, standardize: bool = False
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(max_out, max_in, 1, 1))
         self.bias = nn.Parameter(torch.zeros(max_out)) if bias else None
+        self.standardize = standardize
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
 
     def sliced(
@@ -56,22 +77,41 @@ class ElasticPointwiseConv2d(nn.Module):
         b = None if self.bias is None else self.bias[:out_channels]
         return w, b
 
+    def applied_weight(self, in_channels: int, out_channels: int) -> torch.Tensor:
+        """The weight ``[out, in, 1, 1]`` the forward convolves with: the slice, standardized
+        when ``standardize``."""
+        w = self.weight[:out_channels, :in_channels]
+        return standardize_weight(w) if self.standardize else w
+
     def forward(self, x: torch.Tensor, out_channels: int) -> torch.Tensor:
-        w, b = self.sliced(x.shape[1], out_channels)
+        w = self.applied_weight(x.shape[1], out_channels)
+        b = None if self.bias is None else self.bias[:out_channels]
         return F.conv2d(x, w, b)
 
 
 class ElasticDepthwiseConv2d(nn.Module):
     """Depthwise convolution with elastic kernel size and channel count.
 
+    With ``standardize=True`` the active kernel (transformed, first ``c`` channels) is
+    weight-standardized per channel at every forward.
+
     Shapes: ``[B, c <= max_channels, H, W]`` → ``[B, c, H / stride, W / stride]``.
-    Reference: Once-for-All, arXiv 1908.09791, Sec. 3.2 and Fig. 3 (kernel transformation matrices).
+    Reference: Once-for-All, arXiv 1908.09791, Sec. 3.2 and Fig. 3 (kernel transformation matrices);
+    weight standardization, arXiv 1903.10520, Eq. 5.
     """
 
-    def __init__(self, max_channels: int, kernel_sizes: tuple[int, ...], *, stride: int) -> None:
+    def __init__(
+        self,
+        max_channels: int,
+        kernel_sizes: tuple[int, ...],
+        *,
+        stride: int,
+        standardize: bool = False,
+    ) -> None:
         super().__init__()
         self.kernel_sizes = tuple(sorted(kernel_sizes))
         self.stride = stride
+        self.standardize = standardize
         k_max = self.kernel_sizes[-1]
         self.weight = nn.Parameter(torch.empty(max_channels, 1, k_max, k_max))
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
@@ -129,9 +169,19 @@ class ElasticDepthwiseConv2d(nn.Module):
             w = F.linear(flat, self.transforms[f"{big}to{small}"]).view(-1, 1, small, small)
         return w
 
+    def applied_weight(self, kernel_size: int, channels: int) -> torch.Tensor:
+        """The kernel ``[channels, 1, k, k]`` the forward convolves with: the transformed kernel's
+        first ``channels``, standardized when ``standardize``.
+
+        Raises:
+            ValueError: when ``kernel_size`` is not one of ``kernel_sizes``.
+        """
+        w = self.kernel(kernel_size)[:channels]
+        return standardize_weight(w) if self.standardize else w
+
     def forward(self, x: torch.Tensor, kernel_size: int) -> torch.Tensor:
         c = x.shape[1]
-        w = self.kernel(kernel_size)[:c]
+        w = self.applied_weight(kernel_size, c)
         return F.conv2d(x, w, None, self.stride, kernel_size // 2, 1, c)
 
 
@@ -163,6 +213,40 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
             momentum,
             self.eps,
         )
+
+
+class ElasticGroupNorm(nn.GroupNorm):
+    """Group norm over the first ``c`` channels of its affine parameters, with
+    ``group_norm_groups(c)`` groups (8 channels per group where ``c`` allows).
+
+    With active widths that are multiples of 8 (every MBConv hidden width is, see
+    :func:`mbconv_mid_channels`) the groups of a narrower subnet are the first groups of the full
+    width. No running statistics: train and eval mode compute the same.
+
+    Shapes: ``[B, c <= num_channels, H, W]`` → same.
+    Reference: Wu & He, "Group Normalization" (ECCV'18, arXiv 1803.08494), Eq. 1-3; 8 channels per
+    group as in TinyTL (arXiv 2007.11622), Sec. 3.2.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5) -> None:
+        super().__init__(group_norm_groups(num_channels), num_channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        return F.group_norm(x, group_norm_groups(c), self.weight[:c], self.bias[:c], self.eps)
+
+
+def make_elastic_norm(kind: str, channels: int) -> nn.Module:
+    """``"bn"`` → :class:`ElasticBatchNorm2d`; ``"gn"`` → :class:`ElasticGroupNorm`.
+
+    Raises:
+        ConfigError: ``kind`` is not one of :data:`~supernet.nn.blocks.NORMS`.
+    """
+    if kind == "bn":
+        return ElasticBatchNorm2d(channels)
+    if kind == "gn":
+        return ElasticGroupNorm(channels)
+    raise ConfigError(f"norm = {kind!r} is not allowed; choose from {NORMS}")
 
 
 class ElasticSqueezeExcite(nn.Module):
@@ -204,8 +288,17 @@ def mbconv_mid_channels(in_channels: int, expand_ratio: float) -> int:
 class ElasticMBConv(nn.Module):
     """MBConv block with elastic kernel size and expand ratio (fixed input/output channels).
 
+    ``norm="bn"``: elastic batch norms; ``norm="gn"``: elastic group norms, and the expand,
+    depthwise and project convs standardize their active weights (the SE convs, not followed by a
+    norm, do not). The norms keep the names ``expand_bn``, ``depthwise_bn`` and ``project_bn``
+    for either kind, so state-dict keys do not depend on it.
+
     Shapes: ``[B, in_channels, H, W]`` → ``[B, out_channels, H / stride, W / stride]``.
-    Reference: Once-for-All, arXiv 1908.09791, Sec. 3.2; MobileNetV3 blocks (arXiv 1905.02244).
+    Reference: Once-for-All, arXiv 1908.09791, Sec. 3.2; MobileNetV3 blocks (arXiv 1905.02244);
+    group norm + weight standardization as in TinyTL, arXiv 2007.11622, Sec. 3.2.
+
+    Raises:
+        ConfigError: ``norm`` is not one of :data:`~supernet.nn.blocks.NORMS`.
     """
 
     def __init__(
@@ -218,19 +311,25 @@ class ElasticMBConv(nn.Module):
         stride: int,
         act: str,
         use_se: bool,
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.kernel_sizes, self.expand_ratios = tuple(kernel_sizes), tuple(expand_ratios)
-        self.act_name = act
+        self.act_name, self.norm = act, norm
         max_mid = self.mid_channels(max(expand_ratios))
-        self.expand_conv = ElasticPointwiseConv2d(in_channels, max_mid)
-        self.expand_bn = ElasticBatchNorm2d(max_mid)
-        self.depthwise_conv = ElasticDepthwiseConv2d(max_mid, kernel_sizes, stride=stride)
-        self.depthwise_bn = ElasticBatchNorm2d(max_mid)
+        if norm not in NORMS:
+            raise ConfigError(f"norm = {norm!r} is not allowed; choose from {NORMS}")
+        ws = norm == "gn"  # registration order is forward order: conv, norm, ...
+        self.expand_conv = ElasticPointwiseConv2d(in_channels, max_mid, standardize=ws)
+        self.expand_bn = make_elastic_norm(norm, max_mid)
+        self.depthwise_conv = ElasticDepthwiseConv2d(
+            max_mid, kernel_sizes, stride=stride, standardize=ws
+        )
+        self.depthwise_bn = make_elastic_norm(norm, max_mid)
         self.se = ElasticSqueezeExcite(max_mid) if use_se else None
-        self.project_conv = ElasticPointwiseConv2d(max_mid, out_channels)
-        self.project_bn = ElasticBatchNorm2d(out_channels)
+        self.project_conv = ElasticPointwiseConv2d(max_mid, out_channels, standardize=ws)
+        self.project_bn = make_elastic_norm(norm, out_channels)
         self.act = make_activation(act)
         self.use_residual = stride == 1 and in_channels == out_channels
         self.active_kernel_size = max(kernel_sizes)
@@ -251,7 +350,8 @@ class ElasticMBConv(nn.Module):
 
     @torch.no_grad()
     def to_static(self, kernel_size: int, expand_ratio: int) -> MBConv:
-        """A plain :class:`MBConv` holding copies of the active weights and BN statistics."""
+        """A plain :class:`MBConv` (of the same ``norm``) holding copies of the active weights
+        and norm parameters (and BN statistics)."""
         mid = self.mid_channels(expand_ratio)
         se_mid = ElasticSqueezeExcite.mid_channels(mid) if self.se is not None else None
         block = MBConv(
@@ -262,18 +362,19 @@ class ElasticMBConv(nn.Module):
             mid_channels=mid,
             act=self.act_name,
             se_mid_channels=se_mid,
+            norm=self.norm,
         )
         assert isinstance(block.expand, ConvBNAct)
         _copy_conv(block.expand[0], self.expand_conv.sliced(self.in_channels, mid))
-        _copy_bn(block.expand[1], self.expand_bn, mid)
+        _copy_norm(block.expand[1], self.expand_bn, mid)
         block.depthwise[0].weight.copy_(self.depthwise_conv.kernel(kernel_size)[:mid])
-        _copy_bn(block.depthwise[1], self.depthwise_bn, mid)
+        _copy_norm(block.depthwise[1], self.depthwise_bn, mid)
         if self.se is not None:
             assert isinstance(block.se, SqueezeExcite) and se_mid is not None
             _copy_conv(block.se.reduce, self.se.reduce.sliced(mid, se_mid))
             _copy_conv(block.se.expand, self.se.expand.sliced(se_mid, mid))
         _copy_conv(block.project[0], self.project_conv.sliced(mid, self.out_channels))
-        _copy_bn(block.project[1], self.project_bn, self.out_channels)
+        _copy_norm(block.project[1], self.project_bn, self.out_channels)
         return block.to(self.project_conv.weight.device)
 
 
@@ -285,13 +386,18 @@ def _copy_conv(conv: nn.Conv2d, sliced: tuple[torch.Tensor, torch.Tensor | None]
         conv.bias.copy_(bias)
 
 
-def _copy_bn(bn: nn.BatchNorm2d, src: nn.BatchNorm2d, channels: int) -> None:
-    bn.weight.copy_(src.weight[:channels])
-    bn.bias.copy_(src.bias[:channels])
-    bn.running_mean.copy_(src.running_mean[:channels])
-    bn.running_var.copy_(src.running_var[:channels])
-    bn.num_batches_tracked.copy_(src.num_batches_tracked)
-    bn.eps, bn.momentum = src.eps, src.momentum
+def _copy_norm(norm: nn.Module, src: nn.Module, channels: int) -> None:
+    """Copy the first ``channels`` of an elastic batch or group norm into a static one."""
+    norm.weight.copy_(src.weight[:channels])
+    norm.bias.copy_(src.bias[:channels])
+    norm.eps = src.eps
+    if isinstance(norm, nn.GroupNorm):
+        assert norm.num_groups == group_norm_groups(channels)
+        return
+    norm.running_mean.copy_(src.running_mean[:channels])
+    norm.running_var.copy_(src.running_var[:channels])
+    norm.num_batches_tracked.copy_(src.num_batches_tracked)
+    norm.momentum = src.momentum
 
 
 def clone_static(module: nn.Module) -> nn.Module:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from supernet.errors import ConfigError
-from supernet.nn.blocks import ConvBNAct, MBConv, MobileNetV3
+from supernet.nn.blocks import NORMS, ConvBNAct, MBConv, MobileNetV3, make_activation
 from supernet.nn.elastic import ElasticMBConv
 from supernet.space import ArchConfig, SearchSpace
 
@@ -33,20 +33,42 @@ class OFAMobileNetV3(nn.Module):
         space: the search space (widths, strides, choices).
         num_classes: classifier outputs (default ``space.num_classes``).
         dropout: dropout rate before the classifier.
+        norm: ``"bn"`` — batch norm (Once-for-All); ``"gn"`` — group norm with 8 channels per
+            group, and weight standardization on every conv followed by a norm (TinyTL's batch-1
+            setting). The feature-mix and SE convs have no norm after them and are never
+            standardized. With ``"gn"`` the last norm of every residual block starts with γ = 0.
 
-    Reference: Once-for-All, arXiv 1908.09791, Sec. 3.1-3.2 and Sec. 4 (MobileNetV3 space).
+    Raises:
+        ConfigError: ``dropout`` outside [0, 1), or ``norm`` not one of
+            :data:`~supernet.nn.blocks.NORMS`.
+
+    Reference: Once-for-All, arXiv 1908.09791, Sec. 3.1-3.2 and Sec. 4 (MobileNetV3 space);
+    group norm + weight standardization: TinyTL, arXiv 2007.11622, Sec. 3.2.
     """
 
     def __init__(
-        self, space: SearchSpace, *, num_classes: int | None = None, dropout: float = 0.1
+        self,
+        space: SearchSpace,
+        *,
+        num_classes: int | None = None,
+        dropout: float = 0.1,
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout = {dropout} must be in [0, 1)")
+        if norm not in NORMS:
+            raise ConfigError(f"norm = {norm!r} is not allowed; choose from {NORMS}")
         self.space = space
+        self.norm = norm
         self.num_classes = num_classes or space.num_classes
         self.stem = ConvBNAct(
-            space.input_channels, space.stem_width, 3, stride=space.stem_stride, act="h_swish"
+            space.input_channels,
+            space.stem_width,
+            3,
+            stride=space.stem_stride,
+            act=space.head_act,
+            norm=norm,
         )
         self.first_block = MBConv(
             space.stem_width,
@@ -56,6 +78,7 @@ class OFAMobileNetV3(nn.Module):
             mid_channels=space.stem_width,
             act="relu",
             expand=False,
+            norm=norm,
         )
         blocks, in_channels = [], space.first_block_width
         for stage in space.stages:
@@ -69,14 +92,17 @@ class OFAMobileNetV3(nn.Module):
                         stride=stage.stride if i == 0 else 1,
                         act=stage.act,
                         use_se=stage.use_se,
+                        norm=norm,
                     )
                 )
                 in_channels = stage.width
         self.blocks = nn.ModuleList(blocks)
-        self.final_expand = ConvBNAct(in_channels, space.final_expand_width, 1, act="h_swish")
+        self.final_expand = ConvBNAct(
+            in_channels, space.final_expand_width, 1, act=space.head_act, norm=norm
+        )
         self.feature_mix = nn.Sequential(
             nn.Conv2d(space.final_expand_width, space.feature_mix_width, 1, bias=False),
-            nn.Hardswish(inplace=True),
+            make_activation(space.head_act),
         )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(space.feature_mix_width, self.num_classes)
@@ -89,12 +115,20 @@ class OFAMobileNetV3(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
+        if self.norm == "gn":
+            # Zero-γ: each residual block starts as the identity (Goyal et al., arXiv 1706.02677,
+            # Sec. 5.1). Without it a group-norm supernet sits at chance for its first tens of
+            # steps when the resolution changes from step to step.
+            lasts = [self.first_block.project[1]] + [b.project_bn for b in self.blocks]
+            for block, last in zip((self.first_block, *self.blocks), lasts, strict=True):
+                if block.use_residual:
+                    nn.init.zeros_(last.weight)
 
     # --- elastic state --------------------------------------------------------------------------
     def set_active(self, config: ArchConfig) -> None:
@@ -134,7 +168,9 @@ class OFAMobileNetV3(nn.Module):
         """Extract ``config`` (default: the active config) as a plain module with copied weights.
 
         The subnet holds the transformed kernels, the active channel slices and the sliced BN
-        statistics; in eval mode its outputs equal the supernet's for the same config.
+        statistics; in eval mode its outputs equal the supernet's for the same config. A group-norm
+        supernet's subnet is made of :class:`~supernet.nn.blocks.WSConv2d` and ``GroupNorm`` and
+        equals it in train mode too (no running statistics; dropout aside).
 
         Raises:
             ConfigError: when ``config`` is not valid in this supernet's space.
@@ -157,7 +193,16 @@ class OFAMobileNetV3(nn.Module):
 
 
 def build_ofa_mbv3(
-    space: SearchSpace, *, num_classes: int | None = None, dropout: float = 0.1
+    space: SearchSpace,
+    *,
+    num_classes: int | None = None,
+    dropout: float = 0.1,
+    norm: str = "bn",
 ) -> OFAMobileNetV3:
-    """Builder registered as ``"ofa-mbv3"`` in :mod:`supernet.nn.registry`."""
-    return OFAMobileNetV3(space, num_classes=num_classes, dropout=dropout)
+    """Builder registered as ``"ofa-mbv3"`` in :mod:`supernet.nn.registry` (arguments as
+    :class:`OFAMobileNetV3`).
+
+    Raises:
+        ConfigError: ``dropout`` outside [0, 1), or an unknown ``norm``.
+    """
+    return OFAMobileNetV3(space, num_classes=num_classes, dropout=dropout, norm=norm)

@@ -4,12 +4,19 @@ from supernet.space.batch import ConfigBatch
 from supernet.space.config import ArchConfig, describe
 from supernet.space.encoding import ENCODING_VERSION, encode, encode_batch, encoding_size
 from supernet.space.operators import crossover_batch, mutate_batch, sample_batch
-from supernet.space.presets import MBV3_TINY_NOTES, get_space, list_spaces, register_space
+from supernet.space.presets import (
+    MBV3_TINY_NOTES,
+    PROXYLESS_TINY_NOTES,
+    get_space,
+    list_spaces,
+    register_space,
+)
 from supernet.space.space import SearchSpace, StageSpec, make_divisible
 
 __all__ = [
     "ENCODING_VERSION",
     "MBV3_TINY_NOTES",
+    "PROXYLESS_TINY_NOTES",
     "ArchConfig",
     "ConfigBatch",
     "SearchSpace",

@@ -126,7 +126,7 @@ class ArchConfig:
         """
         if not isinstance(data, dict):
             raise ConfigError(f"an arch config must be a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(_FIELDS))
+        unknown = sorted((k for k in data if k not in _FIELDS), key=str)
         missing = [k for k in _FIELDS if k not in data]
         if unknown or missing:
             raise ConfigError(
@@ -139,15 +139,18 @@ class ArchConfig:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> ArchConfig:
-        """Parse :meth:`to_json` output.
+    def from_json(cls, text: str | bytes) -> ArchConfig:
+        """Parse :meth:`to_json` output (``str``, or UTF-8 ``bytes``).
 
         Raises:
-            ConfigError: on invalid JSON or a bad structure.
+            ConfigError: ``text`` is not a string, not valid JSON (also: nested too deeply to
+                parse), or of a bad structure.
         """
+        if not isinstance(text, str | bytes | bytearray):
+            raise ConfigError(f"arch config must be JSON text, got {type(text).__name__}")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # ValueError: also huge ints, bad UTF-8
             raise ConfigError(f"arch config is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
 

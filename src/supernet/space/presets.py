@@ -7,16 +7,23 @@
   depth {2, 3, 4}, resolution 128..224 step 4; width multiplier 1.0 or 1.2.
 - ``mbv3-tiny``: the same elastic dimensions sized for 1x28x28 images on 2 CPU cores (see
   :data:`MBV3_TINY_NOTES`).
+- ``proxyless-tiny``: ``mbv3-tiny``'s layout with the activations of the ProxylessNAS / MobileNetV2
+  family that TinyTL adapts (ReLU6 everywhere, no squeeze-and-excitation; ProxylessNAS, Cai et al.,
+  ICLR'19, arXiv 1812.00332; TinyTL, arXiv 2007.11622, Sec. 4 uses ProxylessNAS-Mobile and an
+  OFA supernet of that family). h-swish and SE keep 32-bit inputs for backward even when every
+  weight is frozen, so this space is the one where TinyTL's memory saving shows (see
+  :data:`PROXYLESS_TINY_NOTES`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from supernet.errors import ConfigError
 from supernet.space.space import SearchSpace, StageSpec, make_divisible
 
-__all__ = ["MBV3_TINY_NOTES", "get_space", "list_spaces", "register_space"]
+__all__ = ["MBV3_TINY_NOTES", "PROXYLESS_TINY_NOTES", "get_space", "list_spaces", "register_space"]
 
 _OFA_REFERENCE = "Once-for-All, Cai et al., ICLR'20, arXiv 1908.09791, Sec. 4"
 
@@ -94,10 +101,34 @@ def _mbv3_tiny() -> SearchSpace:
     )
 
 
+PROXYLESS_TINY_NOTES = """\
+proxyless-tiny: mbv3-tiny's widths, strides and elastic dimensions with ReLU6 and no SE.
+  input 1 x {20, 24, 28, 32}^2; stem 3x3 stride 2 -> 16 ch (ReLU6); MBConv e1 k3 -> 16 ch (relu)
+  stages 16-24-32-48-64, strides 2-1-2-1-1, max depth 4, ReLU6, no squeeze-and-excitation
+  1x1 conv -> 384 (ReLU6), global pool, 1x1 conv -> 512 (ReLU6), dropout, linear
+  kernel size {3, 5, 7}, expand ratio {3, 4, 6}, depth {2, 3, 4}; size() as mbv3-tiny
+  Why: TinyTL's backbone family (ReLU6, no SE): with frozen weights a ReLU6 keeps 1 bit per
+  element for backward, an h-swish or SE product keeps 32 bits.
+"""
+
+
+def _proxyless_tiny() -> SearchSpace:
+    base = _mbv3_tiny()
+    return replace(
+        base,
+        name="proxyless-tiny",
+        stages=tuple(replace(s, act="relu6", use_se=False) for s in base.stages),
+        head_act="relu6",
+        reference="ProxylessNAS, arXiv 1812.00332 (ReLU6, no SE), as backbone in TinyTL, arXiv "
+        "2007.11622, Sec. 4; elastic dimensions of " + _OFA_REFERENCE,
+    )
+
+
 _REGISTRY: dict[str, Callable[[], SearchSpace]] = {
     "ofa-mbv3": lambda: _ofa_mbv3(1.0),
     "ofa-mbv3-w1.2": lambda: _ofa_mbv3(1.2),
     "mbv3-tiny": _mbv3_tiny,
+    "proxyless-tiny": _proxyless_tiny,
 }
 
 
@@ -129,7 +160,5 @@ def get_space(name: str, *, num_classes: int | None = None) -> SearchSpace:
     if num_classes is not None:
         if num_classes < 2:
             raise ConfigError(f"num_classes = {num_classes} must be >= 2")
-        from dataclasses import replace
-
         space = replace(space, num_classes=num_classes)
     return space

@@ -18,7 +18,7 @@ from supernet.space.config import ArchConfig
 
 __all__ = ["ACTIVATIONS", "SearchSpace", "StageSpec", "make_divisible"]
 
-ACTIVATIONS = ("relu", "h_swish")
+ACTIVATIONS = ("relu", "relu6", "h_swish")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -41,7 +41,7 @@ class StageSpec:
         width: output channels of every block in the stage.
         max_depth: number of block slots (the largest depth choice).
         stride: stride of the stage's first block.
-        act: activation, ``"relu"`` or ``"h_swish"``.
+        act: activation, ``"relu"``, ``"relu6"`` or ``"h_swish"``.
         use_se: whether blocks carry squeeze-and-excitation.
     """
 
@@ -65,9 +65,10 @@ class SearchSpace:
     """Choices per elastic dimension plus the fixed (non-elastic) layers of a MobileNetV3 supernet.
 
     Layout (Once-for-All MobileNetV3, arXiv 1908.09791 Sec. 4 and its released code): stem conv
-    (3x3, ``stem_stride``, ``stem_width``, h-swish) → one fixed MBConv (expand 1, kernel 3, relu) to
-    ``first_block_width`` → elastic ``stages`` → 1x1 conv to ``final_expand_width`` (h-swish) →
-    global average pool → 1x1 conv to ``feature_mix_width`` (h-swish) → dropout → linear classifier.
+    (3x3, ``stem_stride``, ``stem_width``, ``head_act``) → one fixed MBConv (expand 1, kernel 3,
+    relu) to ``first_block_width`` → elastic ``stages`` → 1x1 conv to ``final_expand_width``
+    (``head_act``) → global average pool → 1x1 conv to ``feature_mix_width`` (``head_act``) →
+    dropout → linear classifier. ``head_act`` is h-swish in MobileNetV3 spaces.
 
     Raises:
         ConfigError: when the choices are empty, unsorted or inconsistent with the stages.
@@ -88,8 +89,13 @@ class SearchSpace:
     feature_mix_width: int
     width_mult: float = 1.0
     reference: str = ""
+    head_act: str = "h_swish"
 
     def __post_init__(self) -> None:
+        if self.head_act not in ACTIVATIONS:
+            raise ConfigError(
+                f"head_act = {self.head_act!r} is not allowed; choose from {ACTIVATIONS}"
+            )
         for field in ("resolutions", "kernel_sizes", "expand_ratios", "depths"):
             values = tuple(getattr(self, field))
             object.__setattr__(self, field, values)
