@@ -1,15 +1,22 @@
 from __future__ import annotations
 
+import collections
+import io
+import logging
 import os
+import pickle
 import stat
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
+import supernet
 from supernet import checkpoint as ckpt
 from supernet.checkpoint import (
     FORMAT_VERSION,
+    content_digest,
     load_checkpoint,
     numpy_rng_state,
     restore_numpy_rng,
@@ -148,9 +155,11 @@ def test_file_layout_and_mode(tmp_path):
     path = tmp_path / "ckpt.pt"
     _save_simple(path)
     raw = torch.load(path, weights_only=True)
-    assert set(raw) == {"format_version", "metadata", "payload"}
-    assert raw["format_version"] == FORMAT_VERSION == 1
+    assert set(raw) == {"format_version", "library_version", "sha256", "metadata", "payload"}
+    assert raw["format_version"] == FORMAT_VERSION == 2
+    assert raw["library_version"] == supernet.__version__
     assert raw["metadata"] == META
+    assert raw["sha256"] == content_digest(2, supernet.__version__, META, raw["payload"])
     if os.name == "posix":
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
@@ -253,11 +262,114 @@ def test_not_a_supernet_checkpoint(tmp_path, obj):
         load_checkpoint(path)
 
 
-def test_other_format_version(tmp_path):
+@pytest.mark.parametrize("version", [99, 0, "2", 2.0, True, None])
+def test_other_format_version(tmp_path, version):
     path = tmp_path / "ckpt.pt"
-    torch.save({"format_version": 99, "metadata": {}, "payload": {}}, path)
-    with pytest.raises(CheckpointError, match=r"99.*\b1\b"):
+    torch.save({"format_version": version, "metadata": {}, "payload": {}}, path)
+    with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert f"format_version {version!r}" in message
+    assert "reads format version(s) 1, 2" in message
+
+
+def test_format_version_1_without_checksum_is_still_read(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    torch.save({"format_version": 1, "metadata": META, "payload": {"w": torch.ones(2)}}, path)
+    payload, metadata = load_checkpoint(path, expect={"space": "ofa-mbv3"})
+    assert metadata == META
+    assert torch.equal(payload["w"], torch.ones(2))
+
+
+def _rewrite(path, **changes):
+    raw = torch.load(path, weights_only=True)
+    raw.update(changes)
+    torch.save(raw, path)
+
+
+def test_content_that_does_not_match_its_checksum_is_corrupt(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    _save_simple(path)
+    raw = torch.load(path, weights_only=True)
+    raw["payload"]["w"][1] += 1e-6  # one weight changed, the file itself well-formed
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=r"corrupt: sha256 of its content") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_changed_metadata_does_not_match_its_checksum(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    _save_simple(path)
+    _rewrite(path, metadata={**META, "space": "mbv3-tiny"})
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+
+
+def test_format_2_missing_its_checksum_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    torch.save({"format_version": 2, "metadata": {}, "payload": {}}, path)
+    with pytest.raises(CheckpointError, match=r"not a supernet checkpoint: keys .*sha256"):
+        load_checkpoint(path)
+
+
+def test_other_library_version_is_read_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "ckpt.pt"
+    payload = {"w": torch.ones(2)}
+    torch.save(
+        {
+            "format_version": 2,
+            "library_version": "0.0.1",
+            "sha256": content_digest(2, "0.0.1", META, payload),
+            "metadata": META,
+            "payload": payload,
+        },
+        path,
+    )
+    with caplog.at_level(logging.WARNING, logger="supernet.checkpoint"):
+        loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded["w"], torch.ones(2))
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "0.0.1" in record.getMessage()
+    assert supernet.__version__ in record.getMessage()
+
+
+def test_same_library_version_logs_no_warning(tmp_path, caplog):
+    path = tmp_path / "ckpt.pt"
+    _save_simple(path)
+    with caplog.at_level(logging.WARNING, logger="supernet.checkpoint"):
+        load_checkpoint(path, expect={"library_version": supernet.__version__})
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_expected_library_version_mismatch_is_only_a_warning(tmp_path, caplog):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"w": torch.ones(1)}, metadata={**META, "library_version": "0.0.1"})
+    with caplog.at_level(logging.WARNING, logger="supernet.checkpoint"):
+        load_checkpoint(path, expect={"space": "ofa-mbv3", "library_version": "9.9"})
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert supernet.__version__ in record.getMessage()  # the writer's version, at the top level
+    assert "9.9" in record.getMessage()
+
+
+def test_digest_ignores_device_container_flavour_and_strides():
+    weights = torch.arange(12.0).reshape(3, 4)
+    a = content_digest(2, "v", {}, {"w": weights.t().contiguous(), "s": {1, 2, 3}})
+    b = content_digest(2, "v", {}, {"w": weights.t(), "s": {3, 2, 1}})
+    assert a == b
+    ordered = content_digest(2, "v", {}, collections.OrderedDict(w=torch.nn.Parameter(weights)))
+    assert ordered == content_digest(2, "v", {}, {"w": weights})
+    # ... but not values, dtypes, shapes or types.
+    assert content_digest(2, "v", {}, {"w": weights}) != content_digest(
+        2, "v", {}, {"w": weights.double()}
+    )
+    assert content_digest(2, "v", {}, {"w": weights}) != content_digest(
+        2, "v", {}, {"w": weights.reshape(4, 3)}
+    )
+    assert content_digest(2, "v", {}, [1]) != content_digest(2, "v", {}, (1,))
+    assert content_digest(2, "v", {}, [1]) != content_digest(2, "v", {}, [True])
+    assert content_digest(2, "v", {}, [1]) != content_digest(2, "v", {}, ["1"])
 
 
 def test_load_uses_weights_only(tmp_path):
@@ -286,6 +398,126 @@ def test_load_passes_map_location(tmp_path, monkeypatch):
     load_checkpoint(path, map_location="cpu")
     assert seen["weights_only"] is True
     assert seen["map_location"] == "cpu"
+
+
+class _RunsACommand:
+    """Unpickles to ``os.system(command)``: what a malicious checkpoint would hold."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+@pytest.fixture
+def real_checkpoint(tmp_path):
+    """A checkpoint like training writes: model, optimizer, RNG states, counters."""
+    model, opt = _trained_state()
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "np_rng": numpy_rng_state(np.random.default_rng(1)),
+        "torch_rng": torch_rng_state(torch.Generator().manual_seed(2)),
+        "step": 5,
+        "rows": [{"phase": "full", "epoch": 1, "val_acc": 12.5}],
+    }
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, payload, metadata=META)
+    return path
+
+
+def _record_spans(data: bytes) -> dict[str, tuple[int, int]]:
+    """Name → (first, last) byte offsets of each stored record's data inside the zip file."""
+    spans = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in z.infolist():
+            # local header: 30 bytes + name + extra field (read from the header itself)
+            name_len = int.from_bytes(
+                data[info.header_offset + 26 : info.header_offset + 28], "little"
+            )
+            extra_len = int.from_bytes(
+                data[info.header_offset + 28 : info.header_offset + 30], "little"
+            )
+            first = info.header_offset + 30 + name_len + extra_len
+            spans[info.filename] = (first, first + info.compress_size - 1)
+    return spans
+
+
+def test_truncated_real_checkpoint_at_many_offsets(real_checkpoint, tmp_path):
+    data = real_checkpoint.read_bytes()
+    spans = _record_spans(data)
+    offsets = {0, 1, 2, 10, 64, len(data) // 4, len(data) // 2, 3 * len(data) // 4, len(data) - 1}
+    offsets |= {first + (last - first) // 2 for first, last in spans.values()}
+    offsets |= {len(data) - k for k in (22, 23, 100)}  # inside the zip's central directory
+    bad = tmp_path / "bad.pt"
+    for offset in sorted(offsets):
+        bad.write_bytes(data[:offset])
+        with pytest.raises(CheckpointError, match="corrupt or truncated") as info:
+            load_checkpoint(bad)
+        assert str(bad) in str(info.value), offset
+
+
+def test_flipped_byte_in_any_record_is_detected(real_checkpoint, tmp_path):
+    data = real_checkpoint.read_bytes()
+    spans = _record_spans(data)
+    assert any(name.endswith("data.pkl") for name in spans)
+    bad = tmp_path / "bad.pt"
+    for name, (first, last) in spans.items():
+        if name.endswith(("/version", "serialization_id", ".format_version", "alignment")):
+            continue  # records torch does not read back into the content
+        for offset in {first, (first + last) // 2, last}:
+            flipped = bytearray(data)
+            flipped[offset] ^= 0x5A
+            bad.write_bytes(bytes(flipped))
+            with pytest.raises(CheckpointError, match="corrupt") as info:
+                load_checkpoint(bad)
+            assert str(bad) in str(info.value), (name, offset)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_any_flipped_byte_fails_or_leaves_the_content_unchanged(real_checkpoint, tmp_path):
+    data = real_checkpoint.read_bytes()
+    payload, metadata = load_checkpoint(real_checkpoint)
+    expected = content_digest(FORMAT_VERSION, supernet.__version__, metadata, payload)
+    bad = tmp_path / "bad.pt"
+    detected = 0
+    for offset in range(0, len(data), 19):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+        try:
+            got, meta = load_checkpoint(bad)
+        except CheckpointError:
+            detected += 1
+            continue
+        # Only bytes torch never reads (zip padding, CRCs, ids) may change without an error.
+        assert content_digest(FORMAT_VERSION, supernet.__version__, meta, got) == expected
+    assert detected > len(data) // 19 // 4
+
+
+def test_empty_and_non_torch_files(tmp_path):
+    for content in (b"", b'{"format_version": 2}', b"\x89PNG\r\n\x1a\n" + bytes(200)):
+        path = tmp_path / "ckpt.pt"
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match="corrupt or truncated"):
+            load_checkpoint(path)
+
+
+@pytest.mark.parametrize("container", ["raw-pickle", "torch-zip"])
+def test_malicious_global_is_refused_and_never_run(tmp_path, container):
+    marker = tmp_path / "pwned"
+    evil = _RunsACommand(f"touch {marker}")
+    path = tmp_path / "ckpt.pt"
+    obj = {"format_version": FORMAT_VERSION, "metadata": {}, "payload": {"x": evil}}
+    if container == "raw-pickle":
+        path.write_bytes(pickle.dumps(obj, protocol=2))
+    else:
+        torch.save(obj, path)
+    with pytest.raises(CheckpointError, match="weights-only load refuses") as info:
+        load_checkpoint(path)
+    assert "system" in str(info.value)  # names the global it refused
+    assert not marker.exists()
 
 
 # --------------------------------------------------------------------------- failed saves

@@ -1,17 +1,28 @@
-"""Atomic, versioned checkpoints.
+"""Atomic, versioned, checksummed checkpoints.
 
 A checkpoint file is one ``torch.save`` of the dict::
 
-    {"format_version": FORMAT_VERSION, "metadata": {...}, "payload": {...}}
+    {"format_version": FORMAT_VERSION, "library_version": "0.1.0", "sha256": "...",
+     "metadata": {...}, "payload": {...}}
 
 ``metadata`` says which run the checkpoint belongs to (search space, config hash, ...) and
 is checked on load against what the resuming run expects; ``payload`` holds the state
-(model and optimizer state_dicts, RNG states, counters).
+(model and optimizer state_dicts, RNG states, counters). ``sha256`` is a digest of the format
+version, library version, metadata and payload (tensors by dtype, shape and bytes; see
+:func:`content_digest`), so a file damaged anywhere in its data is refused on load instead of
+silently giving wrong weights.
 
 Writes are atomic: the file is written to a temporary file in the same directory, flushed,
 fsynced and then ``os.replace``d onto the target, so a crash mid-save leaves the previous
 checkpoint intact. Loads use ``torch.load(weights_only=True)``: a checkpoint can hold only
 tensors and plain Python data, and loading one never executes code.
+
+Versions: ``format_version`` decides whether a file can be read. This supernet writes
+:data:`FORMAT_VERSION` and reads :data:`READABLE_FORMAT_VERSIONS` (format 1 had no
+``library_version`` and no ``sha256``); any other version is a :class:`CheckpointError`.
+``library_version`` is the ``supernet.__version__`` that wrote the file; a different library
+version is *not* an error (an upgrade must not make every old run unreadable when the format is
+unchanged) but is logged as a warning, also when it is asked for in ``expect``.
 
 Everything that goes into a payload must be loadable with ``weights_only=True``: tensors,
 numbers, strings, bytes, lists, tuples, dicts, sets, None, ``torch.dtype``/``torch.device``/
@@ -24,20 +35,31 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import logging
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from supernet.checkpoint_rng import (
+    numpy_rng_state,
+    restore_numpy_rng,
+    restore_torch_rng,
+    torch_rng_state,
+)
 from supernet.errors import CheckpointError
+from supernet.version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
+    "READABLE_FORMAT_VERSIONS",
+    "content_digest",
     "load_checkpoint",
     "numpy_rng_state",
     "restore_numpy_rng",
@@ -49,10 +71,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""Version of the on-disk layout; bumped whenever the layout changes incompatibly."""
+FORMAT_VERSION = 2
+"""Version of the on-disk layout written; bumped whenever the layout changes incompatibly."""
 
-_KEYS = frozenset({"format_version", "metadata", "payload"})
+READABLE_FORMAT_VERSIONS = (1, 2)
+"""Layouts :func:`load_checkpoint` reads: 1 (no library version, no checksum) and 2."""
+
+_KEYS = {
+    1: frozenset({"format_version", "metadata", "payload"}),
+    2: frozenset({"format_version", "library_version", "sha256", "metadata", "payload"}),
+}
 
 # Exact types torch.load(weights_only=True) reads back (besides tensors, checked apart).
 _LEAF_TYPES = (
@@ -71,28 +99,16 @@ _SEQUENCE_TYPES = (list, tuple, set)
 _MAPPING_TYPES = (dict, collections.OrderedDict)
 _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
-# NumPy bit generators restore_numpy_rng will construct (by name, from checkpoint data).
-_BIT_GENERATORS = {
-    "PCG64": np.random.PCG64,
-    "PCG64DXSM": np.random.PCG64DXSM,
-    "MT19937": np.random.MT19937,
-    "Philox": np.random.Philox,
-    "SFC64": np.random.SFC64,
-}
-_INT_TAG = "__int__"
-_NDARRAY_TAG = "__ndarray__"
-_DTYPE_TAG = "__dtype__"
-
-
 # --------------------------------------------------------------------------- save / load
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict, *, metadata: dict) -> None:
     """Write a checkpoint to ``path`` atomically.
 
-    Writes ``{"format_version": FORMAT_VERSION, "metadata": metadata, "payload": payload}``
-    with ``torch.save`` to a temporary file in the directory of ``path``, flushes and fsyncs
-    it, ``os.replace``s it onto ``path`` and fsyncs the directory where the OS allows it.
+    Writes ``{"format_version": FORMAT_VERSION, "library_version": __version__, "sha256":
+    content_digest(...), "metadata": metadata, "payload": payload}`` with ``torch.save`` to a
+    temporary file in the directory of ``path``, flushes and fsyncs it, ``os.replace``s it onto
+    ``path`` and fsyncs the directory where the OS allows it.
     A previous checkpoint at ``path`` is replaced only once the new one is fully on disk.
 
     Args:
@@ -114,7 +130,13 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict, *, metadata: di
         raise CheckpointError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}")
     _check_weights_only_safe(payload, "payload")
     _check_weights_only_safe(metadata, "metadata")
-    obj = {"format_version": FORMAT_VERSION, "metadata": metadata, "payload": payload}
+    obj = {
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "sha256": content_digest(FORMAT_VERSION, __version__, metadata, payload),
+        "metadata": metadata,
+        "payload": payload,
+    }
 
     directory = path.parent
     tmp_name: str | None = None
@@ -169,30 +191,111 @@ def load_checkpoint(
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     The file is read with ``torch.load(path, map_location=map_location, weights_only=True)``:
-    only tensors and plain data are unpickled, no code from the file is executed.
+    only tensors and plain data are unpickled, no code from the file is executed. Its format
+    version must be one of :data:`READABLE_FORMAT_VERSIONS` and, from format 2 on, its content
+    must match the SHA-256 it records. A checkpoint written by another ``supernet`` version is
+    read with a logged warning (see the module docstring for the version policy).
 
     Args:
         path: the checkpoint file.
         expect: metadata the checkpoint must carry; for every key, ``metadata.get(key)`` must
-            equal ``expect[key]`` (e.g. ``{"space": "ofa-mbv3"}``).
+            equal ``expect[key]`` (e.g. ``{"space": "ofa-mbv3"}``). The key
+            ``"library_version"`` is the exception: a mismatch there is only logged.
         map_location: passed to ``torch.load`` (default: load every tensor onto the CPU).
 
     Returns:
         ``(payload, metadata)``.
 
     Raises:
-        CheckpointError: the file is missing or not a file; it is corrupt or truncated, or
-            holds objects a weights-only load refuses; it is not a supernet checkpoint; it
-            has another format version; or its metadata does not match ``expect`` (the
-            message names the key, the checkpoint's value and the expected value).
+        CheckpointError: the file is missing or not a file; it is corrupt or truncated (also:
+            its content does not match its recorded SHA-256), or holds objects a weights-only
+            load refuses; it is not a supernet checkpoint; it has another format version; or
+            its metadata does not match ``expect``. The message names the file, the field, the
+            value found and the value expected.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} is not a file")
+    obj = _torch_load(path, map_location)
+
+    if not isinstance(obj, dict) or "format_version" not in obj:
+        raise CheckpointError(f"{path} is not a supernet checkpoint (no format_version)")
+    version = obj["format_version"]
+    if type(version) is not int or version not in READABLE_FORMAT_VERSIONS:
+        raise CheckpointError(
+            f"checkpoint {path} has format_version {version!r}; this supernet "
+            f"({__version__}) reads format version(s) "
+            f"{', '.join(map(str, READABLE_FORMAT_VERSIONS))}"
+        )
+    if set(obj) != _KEYS[version]:
+        raise CheckpointError(
+            f"{path} is not a supernet checkpoint: keys {sorted(map(str, obj))}, format "
+            f"version {version} has {sorted(_KEYS[version])}"
+        )
+    payload, metadata = obj["payload"], obj["metadata"]
+    if not isinstance(payload, dict) or not isinstance(metadata, dict):
+        raise CheckpointError(
+            f"{path} is not a supernet checkpoint: payload and metadata must be dicts, got "
+            f"{type(payload).__name__} and {type(metadata).__name__}"
+        )
+    library_version = obj.get("library_version", metadata.get("library_version"))
+    if version >= 2:
+        recorded = obj["sha256"]
+        try:
+            actual = content_digest(version, library_version, metadata, payload)
+        except (RecursionError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {path} is corrupt: {_first_line(exc)}") from exc
+        if actual != recorded:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt: sha256 of its content is {actual[:16]}…, the "
+                f"file records {str(recorded)[:16]}…"
+            )
+    expect = dict(expect or {})
+    expected_library = expect.pop("library_version", __version__)
+    if library_version is not None and not _equal(library_version, expected_library):
+        logger.warning(
+            "checkpoint %s was written by supernet %s, expected %s; reading it (format "
+            "version %d is readable)",
+            path, library_version, expected_library, version,
+        )  # fmt: skip
+
+    for key, expected in expect.items():
+        actual_value = metadata.get(key)
+        if _equal(actual_value, expected):
+            continue
+        if key in metadata:
+            raise CheckpointError(
+                f"checkpoint {path} is for {key} {actual_value!r}, this run uses {expected!r}"
+            )
+        raise CheckpointError(
+            f"checkpoint {path} records no {key} (None), this run uses {expected!r}"
+        )
+    logger.debug("loaded checkpoint %s", path)
+    return payload, metadata
+
+
+def content_digest(format_version: int, library_version: Any, metadata: Any, payload: Any) -> str:
+    """SHA-256 (hex) of a checkpoint's content, the same before saving and after loading.
+
+    Tensors count by dtype, shape and bytes (not by device, storage sharing or strides), dicts
+    by their items in order, sets in a sorted order; every value's type is part of the digest.
+
+    Raises:
+        TypeError: a value a weights-only checkpoint cannot hold.
+    """
+    return _digest((format_version, library_version, metadata, payload)).hex()
+
+
+def _torch_load(path: Path, map_location: Any) -> Any:
+    """``torch.load(weights_only=True)`` with every failure turned into a CheckpointError."""
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # A damaged file can trigger torch's "unexpected pickle protocol" warnings; the
+            # CheckpointError below (or the checksum) reports the damage instead.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = _weights_only_detail(exc)
         if detail is not None and detail.startswith("Unsupported global"):
@@ -203,97 +306,10 @@ def load_checkpoint(
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated: {detail or _first_line(exc)}"
         ) from exc
-    except Exception as exc:
+    except Exception as exc:  # torch's loader raises many types on damaged files
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated: {type(exc).__name__}: {_first_line(exc)}"
         ) from exc
-
-    if not isinstance(obj, dict) or set(obj) != _KEYS:
-        raise CheckpointError(f"{path} is not a supernet checkpoint")
-    version = obj["format_version"]
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {version!r}, this supernet reads "
-            f"format version {FORMAT_VERSION}"
-        )
-    payload, metadata = obj["payload"], obj["metadata"]
-    if not isinstance(payload, dict) or not isinstance(metadata, dict):
-        raise CheckpointError(f"{path} is not a supernet checkpoint")
-
-    for key, expected in (expect or {}).items():
-        actual = metadata.get(key)
-        if not _equal(actual, expected):
-            if key in metadata:
-                raise CheckpointError(
-                    f"checkpoint {path} is for {key} {actual!r}, this run uses {expected!r}"
-                )
-            raise CheckpointError(
-                f"checkpoint {path} records no {key} (None), this run uses {expected!r}"
-            )
-    logger.debug("loaded checkpoint %s", path)
-    return payload, metadata
-
-
-# --------------------------------------------------------------------------- RNG states
-
-
-def numpy_rng_state(gen: np.random.Generator) -> dict:
-    """Return the state of a NumPy generator as plain data a weights-only load reads back.
-
-    Ints (PCG64 states are 128-bit) become decimal strings and arrays become lists of
-    decimal strings, tagged so :func:`restore_numpy_rng` can convert them back.
-    """
-    if not isinstance(gen, np.random.Generator):
-        raise TypeError(f"expected a numpy.random.Generator, got {type(gen).__name__}")
-    return _encode_np_state(gen.bit_generator.state)
-
-
-def restore_numpy_rng(state: dict) -> np.random.Generator:
-    """Build a NumPy generator from a state made by :func:`numpy_rng_state`.
-
-    Raises:
-        CheckpointError: the state is malformed or names an unknown bit generator.
-    """
-    try:
-        decoded = _decode_np_state(state)
-        name = decoded["bit_generator"]
-        if name not in _BIT_GENERATORS:
-            raise ValueError(
-                f"unknown bit generator {name!r} (known: {', '.join(sorted(_BIT_GENERATORS))})"
-            )
-        bit_gen = _BIT_GENERATORS[name]()
-        bit_gen.state = decoded
-    except CheckpointError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"malformed numpy RNG state in checkpoint: {exc}") from exc
-    return np.random.Generator(bit_gen)
-
-
-def torch_rng_state(gen: torch.Generator) -> torch.Tensor:
-    """Return the state of a torch generator (a uint8 CPU tensor)."""
-    if not isinstance(gen, torch.Generator):
-        raise TypeError(f"expected a torch.Generator, got {type(gen).__name__}")
-    return gen.get_state().clone()
-
-
-def restore_torch_rng(state: torch.Tensor, device: str | torch.device = "cpu") -> torch.Generator:
-    """Build a torch generator on ``device`` from a state made by :func:`torch_rng_state`.
-
-    Raises:
-        CheckpointError: the state is not a uint8 tensor or does not fit the generator.
-    """
-    if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
-        raise CheckpointError(
-            f"malformed torch RNG state in checkpoint: expected a uint8 tensor, got "
-            f"{getattr(state, 'dtype', type(state).__name__)}"
-        )
-    gen = torch.Generator(device=device)
-    try:
-        gen.set_state(state.detach().to("cpu"))
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"malformed torch RNG state in checkpoint: {exc}") from exc
-    return gen
 
 
 # --------------------------------------------------------------------------- helpers
@@ -332,6 +348,45 @@ def _check_weights_only_safe(value: Any, where: str) -> None:
         )
 
 
+def _digest(value: Any) -> bytes:
+    """Merkle-style digest of plain data and tensors (see :func:`content_digest`)."""
+    kind = type(value)
+    if isinstance(value, torch.Tensor):  # a Parameter counts as its data
+        t = value.detach()
+        if t.layout != torch.strided:
+            t = t.to_dense()
+        if t.is_quantized:
+            t = t.int_repr()
+        h = hashlib.sha256(f"tensor {t.dtype} {tuple(t.shape)}".encode())
+        if t.device.type != "meta" and t.numel():
+            t = t.to("cpu").resolve_conj().resolve_neg().contiguous().reshape(-1)
+            h.update(t.view(torch.uint8).numpy())
+    elif kind in _MAPPING_TYPES:  # dict and OrderedDict alike
+        h = hashlib.sha256(b"dict")
+        for k, v in value.items():
+            h.update(_digest(k))
+            h.update(_digest(v))
+    elif kind in (list, tuple):
+        h = hashlib.sha256(kind.__name__.encode())
+        for v in value:
+            h.update(_digest(v))
+    elif kind is set:
+        h = hashlib.sha256(b"set")
+        for d in sorted(_digest(v) for v in value):
+            h.update(d)
+    elif kind is str:
+        h = hashlib.sha256(b"str")
+        h.update(value.encode("utf-8", "surrogatepass"))
+    elif kind is bytes:
+        h = hashlib.sha256(b"bytes")
+        h.update(value)
+    elif kind in _LEAF_TYPES:  # None, bool, int, float, complex, torch dtype/device/Size
+        h = hashlib.sha256(f"{kind.__name__} {value!r}".encode())
+    else:
+        raise TypeError(f"a {kind.__module__}.{kind.__qualname__} has no checkpoint digest")
+    return h.digest()
+
+
 def _fsync_directory(directory: Path) -> None:
     """Fsync a directory so the rename is durable; silently skipped where unsupported."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -351,11 +406,14 @@ def _weights_only_detail(exc: BaseException) -> str | None:
     """The unpickler's own complaint inside torch's long weights-only error, if present."""
     text = str(exc)
     marker = "WeightsUnpickler error:"
-    if marker not in text:
-        return None
-    detail = text.split(marker, 1)[1].strip().split("\n\n", 1)[0]
-    detail = " ".join(detail.split())
-    return detail.split(". ", 1)[0].rstrip(".") or None
+    if marker in text:
+        detail = text.split(marker, 1)[1].strip().split("\n\n", 1)[0]
+        detail = " ".join(detail.split())
+        return detail.split(". ", 1)[0].rstrip(".") or None
+    for line in text.splitlines():  # legacy (non-zip) files: "Trying to load unsupported GLOBAL"
+        if "unsupported global" in line.lower():
+            return "Unsupported global: " + line.strip().rstrip(".")
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -368,38 +426,3 @@ def _equal(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # e.g. tensors of different shapes
         return False
-
-
-def _encode_np_state(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | np.integer):
-        return {_INT_TAG: str(int(value))}
-    if isinstance(value, np.ndarray):
-        return {
-            _NDARRAY_TAG: [str(int(x)) for x in value.ravel().tolist()],
-            _DTYPE_TAG: str(value.dtype),
-            "shape": [str(n) for n in value.shape],
-        }
-    if isinstance(value, dict):
-        return {str(k): _encode_np_state(v) for k, v in value.items()}
-    if isinstance(value, str | float) or value is None:
-        return value
-    raise TypeError(f"unexpected value of type {type(value).__name__} in numpy RNG state")
-
-
-def _decode_np_state(value: Any) -> Any:
-    if isinstance(value, dict):
-        if _INT_TAG in value:
-            return int(value[_INT_TAG])
-        if _NDARRAY_TAG in value:
-            dtype = np.dtype(value[_DTYPE_TAG])
-            if dtype.kind not in "iu":
-                raise ValueError(f"unexpected array dtype {dtype} in numpy RNG state")
-            data = np.array([int(x) for x in value[_NDARRAY_TAG]], dtype=dtype)
-            shape = [int(n) for n in value.get("shape", [data.size])]
-            return data.reshape(shape)
-        return {k: _decode_np_state(v) for k, v in value.items()}
-    if isinstance(value, str | float | bool) or value is None:
-        return value
-    raise TypeError(f"unexpected value of type {type(value).__name__} in numpy RNG state")

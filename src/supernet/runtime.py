@@ -28,6 +28,9 @@ __all__ = ["Runtime", "detect_runtime", "make_generators", "set_threads"]
 
 logger = logging.getLogger(__name__)
 
+MAX_THREADS = 1024
+"""Upper bound on a thread count (a typo like 10**6 would otherwise start that many threads)."""
+
 _AMP_CHOICES = {
     "auto": "auto",
     "on": True,
@@ -141,12 +144,15 @@ def set_threads(num_threads: int | None) -> None:
     """Set the number of intra-op CPU threads torch uses; ``None`` leaves the default.
 
     Raises:
-        ConfigError: ``num_threads`` is not an int >= 1.
+        ConfigError: ``num_threads`` is not an int in [1, MAX_THREADS].
     """
     if num_threads is None:
         return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ConfigError(f"num_threads must be an integer >= 1, got {num_threads!r}")
+    if (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+            or not 1 <= num_threads <= MAX_THREADS):  # fmt: skip
+        raise ConfigError(
+            f"num_threads must be an integer in [1, {MAX_THREADS}], got {num_threads!r}"
+        )
     torch.set_num_threads(num_threads)
     logger.debug("torch intra-op threads set to %d", num_threads)
 

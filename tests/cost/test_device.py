@@ -63,6 +63,14 @@ def test_threads_default_to_the_available_cores(tmp_path):
          "constraints.max_latency_ms = -1 must be a positive number"),
         ("- a list\n", "must be a mapping, got list"),
         ("name: [unclosed\n", "is not valid YAML/JSON"),
+        ("name: x\nruntime: torch\nthreads: 1000000\n",
+         "threads = 1000000 must be an integer in [1, 1024]"),
+        ("name: x\nruntime: torch\nconstraints: {1: 2, max_flops: 3}\n",
+         "unknown constraint(s) [1, 'max_flops']"),
+        ("name: x\nruntime: torch\nconstraints: []\n", "constraints = [] must be a mapping"),
+        ("name: x\nruntime: torch\nconstraints: 0\n", "constraints = 0 must be a mapping"),
+        ("name: !!python/object/apply:os.system [ls]\n", "is not valid YAML/JSON"),
+        ("[" * 5000, "is not valid YAML/JSON"),
     ],
 )  # fmt: skip
 def test_bad_device_files_name_the_problem(tmp_path, text, message):

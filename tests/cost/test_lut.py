@@ -153,6 +153,90 @@ def test_bad_files_fail_clearly(tmp_path, space, table):
         load_latency_table(tmp_path / "nope.json", space=space)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": 1.0}, "has format_version 1.0; this supernet reads 1"),
+        ({"format_version": True}, "has format_version True"),
+        ({"format_version": None}, "has format_version None"),
+        ({"surprise": 1}, r"unknown field\(s\) \['surprise'\]"),
+        ({"space": ["lut-tiny"]}, r"space = \['lut-tiny'\] must be a name"),
+        ({"space_fields": [1]}, r"space_fields = \[1\] a mapping"),
+        ({"scale": float("nan")}, "scale = nan must be a finite number"),
+        ({"scale": "2"}, "scale = '2' must be a finite number"),
+        ({"overhead_ms": True}, "overhead_ms = True must be a finite number"),
+        ({"call_overhead_ms": -1.0}, r"call_overhead_ms = -1.0 must be a finite number >= 0"),
+        ({"memory_format": "nhwc"}, "memory_format = 'nhwc' is not allowed"),
+        ({"machine": []}, r"machine = \[\] must be a mapping"),
+        ({"build": {"repeats": "15"}}, "build.repeats = '15' must be an integer >= 1"),
+        ({"entries": []}, "entries = list must be a mapping"),
+        ({"runtime": "onnxruntime"}, "differs from its device's runtime 'torch'"),
+        ({"device": {"name": "x"}}, r"device in .*missing field\(s\) \['runtime'\]"),
+        ({"device": "cpu"}, "device in .* must be a mapping, got str"),
+    ],
+)
+def test_malformed_fields_are_named(tmp_path, space, table, change, message):
+    path = table.save(tmp_path / "tiny.json")
+    data = json.loads(path.read_text())
+    data.update(change)
+    path.write_text(json.dumps(data))
+    with pytest.raises(LatencyTableError, match=message) as info:
+        load_latency_table(path, space=space)
+    assert "tiny.json" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"median_ms": -1.0, "iqr_ms": 0.1}, {"median_ms": 1.0}, [1.0, 0.1],
+     {"median_ms": float("inf"), "iqr_ms": 0.0}, {"median_ms": "1", "iqr_ms": 0.0}],
+)  # fmt: skip
+def test_malformed_entries_are_named(tmp_path, space, table, entry):
+    path = table.save(tmp_path / "tiny.json")
+    data = json.loads(path.read_text())
+    key = next(iter(data["entries"]))
+    data["entries"][key] = entry
+    path.write_text(json.dumps(data))
+    with pytest.raises(LatencyTableError, match=f"entries\\[{key!r}\\]"):
+        load_latency_table(path, space=space)
+
+
+def test_fields_added_to_the_space_later_count_as_their_defaults(tmp_path, space, table):
+    """A table written before SearchSpace/StageSpec gained a defaulted field stays valid."""
+    path = table.save(tmp_path / "tiny.json")
+    data = json.loads(path.read_text())
+    del data["space_fields"]["head_act"]
+    for stage in data["space_fields"]["stages"]:
+        del stage["use_se"]  # as if StageSpec.use_se were new (it has no default: must differ)
+    path.write_text(json.dumps(data))
+    with pytest.raises(LatencyTableError, match=r"differing fields: \['stages'\]"):
+        load_latency_table(path, space=space)
+    data["space_fields"]["stages"] = table.to_dict()["space_fields"]["stages"]
+    path.write_text(json.dumps(data))
+    assert load_latency_table(path, space=space).entries == table.entries
+    changed = dataclasses.replace(space, head_act="relu")
+    with pytest.raises(LatencyTableError, match=r"differing fields: \['head_act'\]"):
+        load_latency_table(path, space=changed)
+
+
+def test_not_json_or_not_utf8_is_not_a_latency_table(tmp_path, space):
+    path = tmp_path / "tiny.json"
+    for content in (b"\xff\xfe\x00garbage", b"{", b"[" * 100_000):
+        path.write_bytes(content)
+        with pytest.raises(LatencyTableError, match="is not a latency table"):
+            load_latency_table(path, space=space)
+
+
+def test_other_library_version_loads_with_a_warning(tmp_path, space, table, caplog):
+    path = table.save(tmp_path / "tiny.json")
+    data = json.loads(path.read_text())
+    data["library_version"] = "0.0.1"
+    path.write_text(json.dumps(data))
+    with caplog.at_level("WARNING", logger="supernet.cost.lut"):
+        loaded = load_latency_table(path, space=space)
+    assert loaded.library_version == "0.0.1"
+    assert any("0.0.1" in r.getMessage() for r in caplog.records)
+
+
 def test_a_missing_entry_is_an_error_naming_the_key(tmp_path, space, table):
     key = "stem hw=12 in=1 out=8"
     path = table.save(tmp_path / "tiny.json")
@@ -202,10 +286,34 @@ def test_validate_reports_mape_and_tau(table):
     assert -1 <= result.kendall_tau <= 1
     expected = 100 * np.mean(np.abs(result.predicted_ms / result.measured_ms - 1))
     assert result.mape_percent == pytest.approx(expected)
-    with pytest.raises(ConfigError, match="n = 1 must be >= 2"):
+    with pytest.raises(ConfigError, match="n = 1 must be an integer >= 2"):
         validate_latency_table(table, n=1)
+    with pytest.raises(ConfigError, match="seed = -1 must be an integer >= 0"):
+        validate_latency_table(table, n=4, seed=-1)
     with pytest.raises(LatencyTableError, match="not 'mbv3-tiny'"):
         validate_latency_table(table, get_space("mbv3-tiny"), n=2)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"repeats": 0}, "repeats = 0 must be an integer >= 1"),
+        ({"warmup": -1}, "warmup = -1 must be an integer >= 0"),
+        ({"fit_subnets": -2}, "fit_subnets = -2 must be an integer >= 0"),
+        ({"seed": -1}, "seed = -1 must be an integer >= 0"),
+        ({"repeats": 2.5}, "repeats = 2.5 must be an integer"),
+    ],
+)
+def test_build_checks_its_settings_before_measuring(space, monkeypatch, settings, message):
+    import supernet.cost.lut_build as lut_build
+
+    def never(*args, **kwargs):
+        raise AssertionError("measured before the settings were checked")
+
+    monkeypatch.setattr(lut_build, "_make_supernet", never)
+    device = DeviceSpec(name="test", runtime="torch", threads=1)
+    with pytest.raises(ConfigError, match=message):
+        build_latency_table(space, device, **{**FAST, **settings})
 
 
 def test_prediction_of_10k_configs_is_batched():

@@ -208,6 +208,45 @@ def test_load_refuses_an_invalid_config(export_copy):
         load_exported(export_copy)
 
 
+def test_load_checks_the_space_when_given(export_copy, trained_subnet):
+    from supernet.space import get_space
+
+    space, _, _ = trained_subnet
+    _, doc = load_exported(export_copy, space=space)
+    assert doc["space"] == space.name
+    with pytest.raises(ExportError, match=r"subnet.json: space = 'mbv3-tiny', expected 'ofa-mbv3'"):
+        load_exported(export_copy, space=get_space("ofa-mbv3"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"format_version": True}, "has format version True, this supernet reads"),
+        ({"format_version": 1.0}, "has format version 1.0, this supernet reads"),
+        ({"space": 3}, "space = 3 must be a space name"),
+        ({"input_shape": [1, 1, 28]}, r"input_shape = \[1, 1, 28\] must be 4 integers >= 1"),
+        ({"files": []}, r"files = \[\] must be a mapping"),
+        ({"files": {"onnx": {"name": "../../etc/passwd", "sha256": "0" * 64}}},
+         r"files\['onnx'\] = .* must name a file in the export directory"),
+        ({"files": {"onnx": {"name": 5, "sha256": "0" * 64}}}, "must name a file"),
+        ({"files": {"onnx": {"name": "subnet.onnx", "sha256": 5}}}, r"sha256 = 5 is not a SHA"),
+        ({"files": {}}, "records no ONNX file name and sha256"),
+    ],
+)  # fmt: skip
+def test_load_refuses_malformed_fields(export_copy, changes, message):
+    _edit_json(export_copy, **changes)
+    with pytest.raises(ExportError, match=message):
+        load_exported(export_copy)
+
+
+def test_load_warns_about_another_library_version(export_copy, caplog):
+    doc = json.loads((export_copy / METADATA_FILE).read_text())
+    _edit_json(export_copy, versions={**doc["versions"], "supernet": "0.0.1"})
+    with caplog.at_level("WARNING", logger="supernet.export.metadata"):
+        load_exported(export_copy)
+    assert any("0.0.1" in r.getMessage() for r in caplog.records)
+
+
 def test_mismatch_raises_and_keeps_the_previous_export(export_copy, trained_subnet, monkeypatch):
     """A broken conversion (simulated: onnxruntime's logits off by 1e-3) must be caught."""
     space, config, subnet = trained_subnet

@@ -150,6 +150,51 @@ def test_other_files_are_refused(tmp_path):
         load_predictor(tmp_path / "missing.pt", space)
 
 
+def _tampered(path, tmp_path, *, metadata=None, state=None):
+    """A well-formed checkpoint holding a saved predictor with its metadata or weights changed."""
+    from supernet.checkpoint import load_checkpoint
+
+    payload, meta = load_checkpoint(path)
+    meta.update(metadata or {})
+    payload["state_dict"].update(state or {})
+    out = tmp_path / "tampered.pt"
+    save_checkpoint(out, payload, metadata=meta)
+    return out
+
+
+def test_other_predictor_format_version_is_refused(fitted, tmp_path):
+    predictor, report = fitted
+    path = save_predictor(tmp_path / "p.pt", predictor, predictor.space, report)
+    bad = _tampered(path, tmp_path, metadata={"predictor_format_version": 7})
+    with pytest.raises(
+        CheckpointError, match=r"tampered.pt is for predictor_format_version 7, this run uses 1"
+    ):
+        load_predictor(bad, predictor.space)
+
+
+@pytest.mark.parametrize("hidden", [[64], [64, 65], "64,64", [64, 0], [64.0, 64], None, [True]])
+def test_hidden_widths_that_do_not_fit_the_weights_are_refused(fitted, tmp_path, hidden):
+    predictor, report = fitted
+    path = save_predictor(tmp_path / "p.pt", predictor, predictor.space, report)
+    bad = _tampered(path, tmp_path, metadata={"hidden": hidden})
+    with pytest.raises(CheckpointError, match=r"tampered.pt.*hidden") as info:
+        load_predictor(bad, predictor.space)
+    assert "Traceback" not in str(info.value)
+
+
+def test_weights_of_the_wrong_shape_or_not_finite_are_refused(fitted, tmp_path):
+    predictor, report = fitted
+    path = save_predictor(tmp_path / "p.pt", predictor, predictor.space, report)
+    bad = _tampered(path, tmp_path, state={"mlp.2.weight": torch.zeros(64, 63)})
+    with pytest.raises(
+        CheckpointError, match=r"state_dict\['mlp.2.weight'\] has shape \(64, 63\).*\(64, 64\)"
+    ):
+        load_predictor(bad, predictor.space)
+    bad = _tampered(path, tmp_path, state={"base_accuracy": torch.tensor(float("nan"))})
+    with pytest.raises(CheckpointError, match=r"non-finite values in \['base_accuracy'\]"):
+        load_predictor(bad, predictor.space)
+
+
 def test_bad_training_arguments_are_named():
     data = synthetic_dataset(10)
     with pytest.raises(ConfigError, match=r"holdout = 1.5 must be a fraction in \(0, 1\)"):

@@ -124,7 +124,9 @@ def test_a_csv_of_another_seed_space_or_size_is_refused(run_dir):
     _write_rows(path, [{**r, "space": "ofa-mbv3"} for r in rows])
     with pytest.raises(ConfigError, match="collected in space 'ofa-mbv3'; this run's space is"):
         collect_accuracy_dataset(run_dir, n=1, seed=0, val_images=20, device="cpu")
-    swapped = [{**rows[0], "config": rows[1]["config"]}, {**rows[1], "config": rows[0]["config"]}]
+    swap = ("config", "resolution")
+    swapped = [{**rows[0], **{k: rows[1][k] for k in swap}},
+               {**rows[1], **{k: rows[0][k] for k in swap}}]  # fmt: skip
     _write_rows(path, swapped + rows[2:])
     with pytest.raises(ConfigError, match=r"row 0 holds .* but seed 0 gives"):
         collect_accuracy_dataset(run_dir, n=1, seed=0, val_images=20, device="cpu")
@@ -146,3 +148,95 @@ def test_bad_arguments_are_named(run_dir):
         collect_accuracy_dataset(run_dir, n=1, val_images=0)
     with pytest.raises(ConfigError, match="save_every = 0 must be an integer >= 1"):
         collect_accuracy_dataset(run_dir, n=1, save_every=0)
+
+
+def _synthetic_rows(space, n=3):
+    """Rows as collect writes them, for ``n`` configs, with made-up accuracies."""
+    from supernet.predict import AccuracyDataset
+
+    configs = tuple(subnet_sequence(space, n - 2, seed=0))
+    data = AccuracyDataset(space, 0, configs, np.linspace(50.0, 90.0, n), 64)
+    return data.rows()
+
+
+def test_rows_carry_the_format_and_library_version(tmp_path):
+    import supernet
+    from supernet.predict.dataset import ACC_DATASET_FORMAT_VERSION
+
+    space = get_space("mbv3-tiny")
+    rows = _synthetic_rows(space)
+    assert {r["format_version"] for r in rows} == {ACC_DATASET_FORMAT_VERSION}
+    assert {r["library_version"] for r in rows} == {supernet.__version__}
+    _write_rows(tmp_path / ACC_DATASET, rows)
+    data = read_accuracy_dataset(tmp_path / ACC_DATASET, space)
+    assert data.rows() == rows
+
+
+def test_the_seven_column_layout_1_is_still_read(tmp_path):
+    space = get_space("mbv3-tiny")
+    rows = _synthetic_rows(space)
+    path = tmp_path / ACC_DATASET
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS[:7]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    data = read_accuracy_dataset(path, space)
+    np.testing.assert_allclose(data.val_accuracy, [r["val_accuracy"] for r in rows])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": "3"}, r"has format_version \['2', '3'\]; this supernet reads 2"),
+        (
+            {"val_accuracy": "nan"},
+            r"row 1: val_accuracy = 'nan' must be a number in \[0.0, 100.0\]",
+        ),
+        ({"val_accuracy": "101"}, r"row 1: val_accuracy = '101' must be a number"),
+        ({"val_accuracy": "high"}, r"row 1: val_accuracy = 'high' must be a number"),
+        ({"config": "{"}, r"row 1: arch config is not valid JSON"),
+        ({"config": "[]"}, r"row 1: an arch config must be a mapping, got list"),
+        ({"resolution": "99"}, r"row 1: resolution = '99', its config's is"),
+        ({"index": "x"}, r"index = 'x' must be an integer >= 0"),
+        ({"index": "5"}, r"row 1: the index column is not 0..2 in order"),
+        ({"seed": "s"}, r"mixes seeds"),
+    ],
+)
+def test_malformed_rows_are_named(tmp_path, change, message):
+    space = get_space("mbv3-tiny")
+    rows = _synthetic_rows(space)
+    rows[1].update(change)
+    path = tmp_path / ACC_DATASET
+    _write_rows(path, rows)
+    with pytest.raises(ConfigError, match=message):
+        read_accuracy_dataset(path, space)
+
+
+def test_short_long_or_binary_files_are_refused(tmp_path):
+    space = get_space("mbv3-tiny")
+    path = tmp_path / ACC_DATASET
+    rows = _synthetic_rows(space)
+    _write_rows(path, rows)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], lines[2].rsplit(",", 2)[0], *lines[3:]]) + "\n")
+    with pytest.raises(ConfigError, match="row 1 does not have 9 fields"):
+        read_accuracy_dataset(path, space)
+    path.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
+    with pytest.raises(ConfigError, match="row 1 does not have 9 fields"):
+        read_accuracy_dataset(path, space)
+    path.write_bytes(b"\xff\xfe" + "\n".join(lines).encode())
+    with pytest.raises(ConfigError, match="is not an accuracy dataset"):
+        read_accuracy_dataset(path, space)
+    path.write_text(lines[0] + "\n")
+    with pytest.raises(ConfigError, match="holds no subnets"):
+        read_accuracy_dataset(path, space)
+
+
+def test_rows_of_another_library_version_are_read_with_a_warning(tmp_path, caplog):
+    space = get_space("mbv3-tiny")
+    rows = [{**r, "library_version": "0.0.1"} for r in _synthetic_rows(space)]
+    _write_rows(tmp_path / ACC_DATASET, rows)
+    with caplog.at_level("WARNING", logger="supernet.predict.dataset"):
+        data = read_accuracy_dataset(tmp_path / ACC_DATASET, space)
+    assert len(data) == 3
+    assert any("0.0.1" in r.getMessage() for r in caplog.records)

@@ -30,7 +30,7 @@ def test_progressive_shrinking_order_in_presets():
 def test_unknown_keys_are_errors_listing_known_keys():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['bacth_size'\].*batch_size"):
         load_config("fashion-mnist-quick", overrides={"bacth_size": 4})
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\] in phases\[\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\] in phases\[0\]"):
         load_config(overrides={"phases": [{"name": "a", "epoch": 1, "lr": 0.1}]})
 
 
@@ -62,6 +62,75 @@ def test_overrides_parse_yaml_values():
     }
     with pytest.raises(ConfigError, match="must look like KEY=VALUE"):
         parse_overrides(["batch_size"])
+
+
+PHASE = {"name": "full", "epochs": 1, "lr": 0.1, "distill": False}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"batch_size": True}, "batch_size = True must be an integer >= 1"),
+        ({"batch_size": 64.0}, "batch_size = 64.0 must be an integer >= 1"),
+        ({"train_limit": True}, "train_limit = True must be null or an integer >= 1"),
+        ({"seed": -1}, "seed = -1 must be an integer >= 0"),
+        ({"threads": 10**6}, r"threads = 1000000 must be null or in \[1, 1024\]"),
+        ({"seed": "0"}, "seed = '0' must be an integer >= 0"),
+        ({"weight_decay": float("nan")}, "weight_decay = nan must be a finite number >= 0"),
+        ({"momentum": float("inf")}, "momentum = inf must be a finite number"),
+        ({"kd_ratio": "1"}, "kd_ratio = '1' must be a finite number"),
+        ({"label_smoothing": None}, "label_smoothing = None must be a finite number"),
+        ({"dropout": 1.0}, "dropout = 1.0 must be a finite number >= 0.0, below 1.0"),
+        ({"nesterov": "yes please"}, "nesterov = 'yes please' must be true or false"),
+        ({"augment": 1}, "augment = 1 must be true or false"),
+        ({"momentum": 0.0}, "nesterov: true needs momentum > 0"),
+        ({"amp": 3}, "amp = 3 must be true, false or a name"),
+        ({"optimizer": ["sgd"]}, r"optimizer = \['sgd'\]; choose from"),
+        ({"space": "nope"}, "space = 'nope'; choose from"),
+        ({"dataset": "imagenet"}, "dataset = 'imagenet'; choose from"),
+        ({"device": 0}, "device = 0 must be a non-empty string"),
+        ({"phases": 3}, "phases = 3 must be a list of phases"),
+        ({"phases": [3]}, r"phases\[0\] must be a mapping, got int"),
+        ({"phases": [{**PHASE, "epochs": True}]}, r"phases\[0\] \('full'\).epochs = True"),
+        ({"phases": [{**PHASE, "lr": "0.1"}]}, r"\.lr = '0.1' must be a finite number"),
+        ({"phases": [{**PHASE, "lr": 0}]}, r"\.lr = 0 must be > 0"),
+        ({"phases": [{**PHASE, "lr": float("nan")}]}, r"\.lr = nan must be a finite number"),
+        ({"phases": [{**PHASE, "distill": "no"}]}, r"\.distill = 'no' must be true or false"),
+        ({"phases": [{**PHASE, "name": ["a"]}]}, r"\.name must be a non-empty string"),
+        ({"phases": [{**PHASE, "warmup_epochs": "1"}]}, r"\.warmup_epochs = '1' must be"),
+        ({"phases": [{**PHASE, "depths": [True]}]}, r"\.depths = \[True\]; use 'all'"),
+        ({"phases": [{**PHASE, "depths": []}]}, r"\.depths = \[\]; use 'all'"),
+        ({1: 2}, r"unknown key\(s\) \[1\]"),
+    ],
+)
+def test_values_of_the_wrong_type_or_range_name_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("fashion-mnist-quick", overrides=overrides)
+
+
+def test_override_values_that_are_not_yaml_are_config_errors():
+    for item in ("batch_size=[", "seed=!!python/object:os.system x", "a={b", "x=@"):
+        with pytest.raises(ConfigError, match=r"override .* the value is not valid YAML"):
+            parse_overrides([item])
+    with pytest.raises(ConfigError, match="must look like KEY=VALUE"):
+        parse_overrides([" =3"])
+
+
+def test_unreadable_config_files_are_config_errors(tmp_path):
+    cases = {"binary.yaml": b"\xff\xfe\x00\x01", "bad.yaml": b"a: [", "list.yaml": b"- 1\n"}
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(ConfigError, match=name):
+            load_config(path=path)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(path=tmp_path)  # a directory
+
+
+def test_presets_are_names_not_paths():
+    for name in ("../configs/fashion-mnist-quick", "x" * 300, "a\x00b"):
+        with pytest.raises(ConfigError, match="unknown preset"):
+            load_config(name)
 
 
 def test_cosine_lr_with_warmup():

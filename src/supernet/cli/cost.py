@@ -21,14 +21,18 @@ def resolve_config(space: SearchSpace, text: str) -> ArchConfig:
     """``largest``/``middle``/``smallest``, a JSON file, or JSON text → a config valid in ``space``.
 
     Raises:
-        ConfigError: none of these, invalid JSON, or a config not valid in ``space``.
+        ConfigError: none of these, invalid JSON (a file's must be UTF-8), or a config not valid
+            in ``space``.
     """
     if text in NAMED_CONFIGS:
         return getattr(space, text)()
     if text.lstrip().startswith("{"):
         return ArchConfig.from_json(text).validate(space)
     if Path(text).is_file():
-        return ArchConfig.from_json(Path(text).read_text()).validate(space)
+        try:
+            return ArchConfig.from_json(Path(text).read_bytes()).validate(space)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {text!r}: {exc}") from exc
     raise ConfigError(f"config = {text!r} is not one of {NAMED_CONFIGS}, a JSON file or JSON text")
 
 

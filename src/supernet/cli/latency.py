@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -77,12 +78,12 @@ def build(
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
     batch_size: BatchOpt = None,
-    repeats: Annotated[int, typer.Option(help="Timed repeats per measurement.")] = 15,
-    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 5,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed repeats per measurement.")] = 15,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 5,
     fit_subnets: Annotated[
-        int, typer.Option(help="Random whole subnets measured to fit the overhead.")
+        int, typer.Option(min=0, help="Random whole subnets measured to fit the overhead.")
     ] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the fit subnets.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the fit subnets.")] = 0,
 ) -> None:
     """Build a latency lookup table: time every distinct block of a space on this machine.
 
@@ -95,7 +96,9 @@ def build(
 
     search_space = get_space(space)
     spec = _device(device, runtime, threads, batch_size)
-    console.print(f"building a latency table for [bold]{space}[/bold] on {_describe_device(spec)}")
+    console.print(
+        f"building a latency table for [bold]{space}[/bold] on {escape(_describe_device(spec))}"
+    )
     with _progress() as bar:
         task = bar.add_task("measuring", total=None, what="")
 
@@ -123,10 +126,12 @@ def build(
 @friendly
 def validate(
     lut: Annotated[Path, typer.Option(help="Latency table written by `supernet latency build`.")],
-    n: Annotated[int, typer.Option(help="Random subnets to measure (>= 50 for the report).")] = 50,
-    seed: Annotated[int, typer.Option(help="Seed of the subnets (build used 0).")] = 1,
+    n: Annotated[
+        int, typer.Option(min=2, help="Random subnets to measure (>= 50 for the report).")
+    ] = 50,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the subnets (build used 0).")] = 1,
     repeats: Annotated[
-        int | None, typer.Option(help="Timed repeats (default: the table's).")
+        int | None, typer.Option(min=1, help="Timed repeats (default: the table's).")
     ] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Write a predicted-vs-measured scatter plot (PNG).")
@@ -141,7 +146,10 @@ def validate(
     from supernet.cost.lut_build import validate_latency_table
 
     table = load_latency_table(lut)
-    console.print(f"validating {lut} ({table.space.name}) on {_describe_device(table.device)}")
+    console.print(
+        f"validating {escape(str(lut))} ({table.space.name}) on "
+        f"{escape(_describe_device(table.device))}"
+    )
     with _progress() as bar:
         task = bar.add_task("measuring", total=n, what="")
 
@@ -149,7 +157,7 @@ def validate(
             bar.update(task, completed=done, total=total, what=what)
 
         result = validate_latency_table(table, n=n, seed=seed, repeats=repeats, progress=report)
-    out = Table(title=f"{lut}: predicted vs measured latency")
+    out = Table(title=f"{escape(str(lut))}: predicted vs measured latency")
     for col in ("subnets", "MAPE (%)", "Kendall τ", "measured (ms)", "predicted (ms)"):
         out.add_column(col, justify="right")
     out.add_row(
@@ -164,7 +172,7 @@ def validate(
         from supernet.report import plot_latency_validation
 
         written = plot_latency_validation(result, plot, title=f"{table.space.name} {table.runtime}")
-        console.print(f"saved {written}")
+        console.print(f"saved {escape(str(written))}")
 
 
 @latency_app.command()
@@ -178,8 +186,8 @@ def measure(
     runtime: Annotated[str, typer.Option(help="torch, onnxruntime or both.")] = "both",
     threads: ThreadsOpt = None,
     batch_size: BatchOpt = None,
-    repeats: Annotated[int, typer.Option(help="Timed repeats.")] = 20,
-    warmup: Annotated[int, typer.Option(help="Untimed calls before timing.")] = 10,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed repeats.")] = 20,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 10,
 ) -> None:
     """Measure one extracted subnet with PyTorch eager and/or onnxruntime (median and IQR).
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +22,7 @@ from supernet.cli.console import console, friendly
 __all__ = ["PREDICTOR_FILE", "predict_app"]
 
 PREDICTOR_FILE = "predictor.pt"
+MAX_THREADS = 1024  # as supernet.cost.device.MAX_THREADS (not imported here: it loads torch)
 
 predict_app = typer.Typer(
     help="Measure subnets of a trained run (accuracy dataset) and fit an accuracy predictor.",
@@ -35,6 +37,11 @@ ThreadsOpt = Annotated[
 ]
 
 
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise typer.BadParameter(f"--threads {threads} must be in [1, {MAX_THREADS}]")
+
+
 @predict_app.command()
 @friendly(on_interrupt="interrupted; the subnets measured so far are saved, rerun to continue")
 def collect(
@@ -42,7 +49,7 @@ def collect(
     n: Annotated[
         int, typer.Option(help="Random subnets to measure, besides the largest and smallest.")
     ] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the random subnets.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the random subnets.")] = 0,
     val_images: Annotated[
         int | None, typer.Option(help="Validation images per subnet (default: the whole split).")
     ] = None,
@@ -65,8 +72,9 @@ def collect(
 
     if n < 0:
         raise typer.BadParameter(f"--n {n} must be >= 0")
+    _check_threads(threads)
     set_threads(threads)
-    console.print(f"measuring {n + 2} subnets of {run_dir}", soft_wrap=True)
+    console.print(f"measuring {n + 2} subnets of {escape(str(run_dir))}", soft_wrap=True)
     progress = Progress(
         TextColumn("[bold]subnets"),
         BarColumn(),
@@ -105,7 +113,7 @@ def fit(
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay to 0).")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay on the weights.")] = 1e-2,
     holdout: Annotated[float, typer.Option(help="Fraction of subnets held out to score.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the initialisation.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the split and the initialisation.")] = 0,
     threads: ThreadsOpt = None,
     out: Annotated[
         Path | None, typer.Option(help=f"Predictor file (default: RUN_DIR/{PREDICTOR_FILE}).")
@@ -129,10 +137,13 @@ def fit(
 
     if not 0.0 < holdout < 1.0:
         raise typer.BadParameter(f"--holdout {holdout} must be a fraction in (0, 1)")
+    _check_threads(threads)
     set_threads(threads)
     space = get_space(read_run_config(run_dir).space)
     data = read_accuracy_dataset(run_dir / ACC_DATASET, space)
-    console.print(f"fitting on {len(data)} subnets of {run_dir / ACC_DATASET}", soft_wrap=True)
+    console.print(
+        f"fitting on {len(data)} subnets of {escape(str(run_dir / ACC_DATASET))}", soft_wrap=True
+    )
     predictor, report = train_predictor(
         data, space, holdout=holdout, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed
     )
@@ -148,9 +159,11 @@ def fit(
     from supernet.report.predictor import predictor_markdown
 
     write_text_atomic(run_dir / "predictor.md", predictor_markdown(report, subnets=len(data)))
-    console.print(f"saved {path} and {run_dir / 'predictor.md'}", soft_wrap=True)
+    console.print(
+        f"saved {escape(str(path))} and {escape(str(run_dir / 'predictor.md'))}", soft_wrap=True
+    )
     if plot is not None:
         from supernet.report.predictor import plot_predictor_holdout
 
         written = plot_predictor_holdout(report, plot, title=space.name)
-        console.print(f"saved {written}", soft_wrap=True)
+        console.print(f"saved {escape(str(written))}", soft_wrap=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from supernet.cli.console import console, friendly
 from supernet.errors import ConfigError
@@ -51,9 +52,11 @@ def _run(
     for d in result.devices:
         missed = [k for k, ok in d.meets.items() if not ok]
         if missed:
-            console.print(f"[yellow]warning:[/yellow] {d.device}: measured cost misses {missed}")
-        console.print(f"{d.device}: exported to {d.export_dir}")
-    console.print("saved " + ", ".join(str(p) for p in [*written, report]))
+            console.print(
+                f"[yellow]warning:[/yellow] {escape(d.device)}: measured cost misses {missed}"
+            )
+        console.print(f"{d.device}: exported to {d.export_dir}", markup=False)
+    console.print("saved " + ", ".join(str(p) for p in [*written, report]), markup=False)
 
 
 @friendly

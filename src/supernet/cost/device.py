@@ -34,6 +34,7 @@ from supernet.errors import ConfigError
 __all__ = [
     "BUILTIN_DEVICES",
     "CONSTRAINTS",
+    "MAX_THREADS",
     "RUNTIMES",
     "DeviceSpec",
     "available_threads",
@@ -57,9 +58,16 @@ def available_threads() -> int:
     return os.cpu_count() or 1
 
 
-def _positive_int(label: str, value: Any) -> int:
+MAX_THREADS = 1024
+"""Most intra-op threads a device description may ask for (a typo such as 10**6 threads would
+otherwise start that many)."""
+
+
+def _positive_int(label: str, value: Any, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{label} = {value!r} must be an integer >= 1")
+    if high is not None and value > high:
+        raise ConfigError(f"{label} = {value!r} must be an integer in [1, {high}]")
     return value
 
 
@@ -79,7 +87,8 @@ class DeviceSpec:
     Attributes:
         name: a label for tables and file names.
         runtime: ``"torch"`` (PyTorch eager) or ``"onnxruntime"``.
-        threads: intra-op threads used for every measurement (fixed and recorded).
+        threads: intra-op threads used for every measurement (fixed and recorded), at most
+            :data:`MAX_THREADS`.
         batch_size: images per forward pass.
         constraints: budgets, keys from :data:`CONSTRAINTS` (``max_latency_ms`` in ms,
             ``max_macs``, ``max_peak_memory_bytes``, ``max_model_size_bytes``), positive numbers.
@@ -101,11 +110,11 @@ class DeviceSpec:
             raise ConfigError(f"device name = {self.name!r} must be a non-empty string")
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"runtime = {self.runtime!r} is not allowed; choose from {RUNTIMES}")
-        _positive_int("threads", self.threads)
+        _positive_int("threads", self.threads, MAX_THREADS)
         _positive_int("batch_size", self.batch_size)
         if not isinstance(self.constraints, dict):
             raise ConfigError(f"constraints = {self.constraints!r} must be a mapping")
-        unknown = sorted(set(self.constraints) - set(CONSTRAINTS))
+        unknown = sorted((k for k in self.constraints if k not in CONSTRAINTS), key=str)
         if unknown:
             raise ConfigError(
                 f"unknown constraint(s) {unknown}; known constraints: {list(CONSTRAINTS)}"
@@ -135,7 +144,8 @@ class DeviceSpec:
 
         Raises:
             ConfigError: ``data`` is not a mapping, has unknown fields (lists the known fields),
-                lacks ``name`` or ``runtime``, or holds a bad value.
+                lacks ``name`` or ``runtime``, or holds a bad value; the message starts with
+                ``source``.
         """
         if not isinstance(data, dict):
             raise ConfigError(f"{source} must be a mapping, got {type(data).__name__}")
@@ -148,11 +158,15 @@ class DeviceSpec:
             raise ConfigError(f"{source}: missing field(s) {missing}; known fields: {known}")
         values = dict(data)
         values.setdefault("threads", available_threads())
-        values["constraints"] = values.get("constraints") or {}
+        if values.get("constraints") is None:
+            values["constraints"] = {}
         if isinstance(values["constraints"], dict):
             # PyYAML follows YAML 1.1, which reads ``2.0e6`` (no exponent sign) as a string.
             values["constraints"] = {k: _yaml11_number(v) for k, v in values["constraints"].items()}
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
 
 
 BUILTIN_DEVICES = {
@@ -182,12 +196,14 @@ def load_device(path: str | os.PathLike[str]) -> DeviceSpec:
 
 
 def _read_yaml(path: Path, what: str) -> Any:
+    """``yaml.safe_load`` of a UTF-8 file: plain data only, no tags that build objects."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {str(path)!r} is not valid YAML/JSON: {exc}") from exc
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # bad UTF-8, huge ints
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML/JSON: {reason}") from exc
 
 
 def _with_lut_beside(spec: DeviceSpec, path: Path) -> DeviceSpec:

@@ -2,21 +2,17 @@
 
 A subnet of a MobileNetV3 space is a stem (stem conv + the fixed first block), the active MBConv
 blocks and a head (final 1x1 expand, global pool, feature mix, classifier). Each is measured once
-per distinct shape and stored under a readable key::
-
-    stem hw=28 in=1 out=16
-    mbconv hw=14 in=16 out=16 k=5 e=4 s=2 se=0 act=relu
-    head hw=4 in=64 expand=384 mix=512 classes=10
-
-(``hw``: input feature-map height = width). A subnet's predicted latency is
+per distinct shape and stored under a readable key (:mod:`supernet.cost.lut_keys`). A subnet's
+predicted latency is
 ``scale * (stem + sum of its active blocks + head - parts * call_overhead_ms) + overhead_ms``:
 ``call_overhead_ms`` is the measured cost of one runtime call (each part was timed as its own
 call; the subnet pays one call in all), ``scale`` and ``overhead_ms`` are fitted on whole
 subnets measured while building (:mod:`supernet.cost.lut_build`).
 
-Tables are JSON files with the device description, the machine, the library version and the exact
-space definition; a table for another space or runtime, or a query needing a key the table lacks,
-raises :class:`~supernet.errors.LatencyTableError` — never a silent zero.
+Tables are JSON files with a format version, the library version, the device description, the
+machine and the exact space definition; a table of another format version, space or runtime, or
+a query needing a key the table lacks, raises :class:`~supernet.errors.LatencyTableError` —
+never a silent zero. A table written by another library version is read with a logged warning.
 
 Reference: Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791), Sec. 3.4 and App. (latency
 lookup tables per device); ProxylessNAS (Cai, Zhu, Han; ICLR'19; arXiv 1812.00332), Sec. 3.3
@@ -26,8 +22,9 @@ lookup tables per device); ProxylessNAS (Cai, Zhu, Han; ICLR'19; arXiv 1812.0033
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
+import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,14 +32,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from supernet import __version__
 from supernet.checkpoint import write_text_atomic
 from supernet.cost.device import DeviceSpec
+from supernet.cost.lut_keys import (
+    SlotSpec,
+    block_key,
+    config_keys,
+    conv_out_size,
+    feature_sizes,
+    head_key,
+    slot_specs,
+    stem_key,
+)
 from supernet.errors import ConfigError, LatencyTableError
-from supernet.nn import OFAMobileNetV3
-from supernet.space import ArchConfig, ConfigBatch, SearchSpace, describe, get_space
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace, StageSpec, describe, get_space
 
 __all__ = [
     "FORMAT_VERSION",
@@ -51,6 +56,7 @@ __all__ = [
     "block_key",
     "check_space",
     "config_keys",
+    "conv_out_size",
     "feature_sizes",
     "head_key",
     "load_latency_table",
@@ -61,77 +67,7 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the JSON layout of a latency table."""
 
-
-@dataclass(frozen=True)
-class SlotSpec:
-    """The fixed part of one elastic block slot: what a lookup key needs besides k, e and hw."""
-
-    in_channels: int
-    out_channels: int
-    stride: int
-    act: str
-    use_se: bool
-    stage: int
-    position: int
-
-
-@functools.lru_cache(maxsize=8)
-def slot_specs(space: SearchSpace) -> tuple[SlotSpec, ...]:
-    """Channels, stride, activation and SE of every block slot, read off the supernet's blocks
-    (so the table follows :class:`OFAMobileNetV3`'s wiring, not a copy of it)."""
-    with torch.random.fork_rng(devices=[]):
-        net = OFAMobileNetV3(space)
-    stage_of = [(s, p) for s, st in enumerate(space.stages) for p in range(st.max_depth)]
-    return tuple(
-        SlotSpec(b.in_channels, b.out_channels, b.stride, b.act_name, b.se is not None, s, p)
-        for b, (s, p) in zip(net.blocks, stage_of, strict=True)
-    )
-
-
-def conv_out_size(size: int, stride: int) -> int:
-    """Output height of a ``ConvBNAct`` with odd kernel and padding ``k // 2``: ``ceil(H / s)``."""
-    return -(-size // stride)
-
-
-def feature_sizes(space: SearchSpace, resolution: int) -> tuple[int, list[int], int]:
-    """Input feature-map sizes: of the first block, of every block slot, and of the head."""
-    hw = conv_out_size(resolution, space.stem_stride)
-    slots = []
-    for spec in slot_specs(space):
-        slots.append(hw)
-        hw = conv_out_size(hw, spec.stride)
-    return conv_out_size(resolution, space.stem_stride), slots, hw
-
-
-def stem_key(space: SearchSpace, resolution: int) -> str:
-    """Key of the stem conv + first block at input ``resolution``."""
-    return f"stem hw={resolution} in={space.input_channels} out={space.first_block_width}"
-
-
-def block_key(spec: SlotSpec, hw: int, kernel_size: int, expand_ratio: int) -> str:
-    """Key of one MBConv block with input ``hw x hw``."""
-    return (
-        f"mbconv hw={hw} in={spec.in_channels} out={spec.out_channels} k={kernel_size} "
-        f"e={expand_ratio} s={spec.stride} se={int(spec.use_se)} act={spec.act}"
-    )
-
-
-def head_key(space: SearchSpace, hw: int) -> str:
-    """Key of final expand + pool + feature mix + classifier with input ``hw x hw``."""
-    return (
-        f"head hw={hw} in={space.stages[-1].width} expand={space.final_expand_width} "
-        f"mix={space.feature_mix_width} classes={space.num_classes}"
-    )
-
-
-def config_keys(space: SearchSpace, config: ArchConfig) -> list[str]:
-    """Keys a config's latency is summed over: stem, active blocks in order, head."""
-    _, slot_hw, head_hw = feature_sizes(space, config.resolution)
-    specs = slot_specs(space)
-    keys = [stem_key(space, config.resolution)]
-    for i in config.active_blocks(space.stage_max_depths):
-        keys.append(block_key(specs[i], slot_hw[i], config.kernel_size[i], config.expand_ratio[i]))
-    return [*keys, head_key(space, head_hw)]
+logger = logging.getLogger(__name__)
 
 
 def _space_fields(space: SearchSpace) -> dict[str, Any]:
@@ -141,17 +77,42 @@ def _space_fields(space: SearchSpace) -> dict[str, Any]:
     return data
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    return {
+        f.name: json.loads(json.dumps(f.default))
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING
+    }
+
+
+def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` space fields with the defaults of fields it lacks (top level and stages)."""
+    out = {k: v for k, v in _defaults(SearchSpace).items() if k != "reference"}
+    out.update(stored)
+    if isinstance(out.get("stages"), list):
+        stage_defaults = _defaults(StageSpec)
+        out["stages"] = [
+            {**stage_defaults, **stage} if isinstance(stage, dict) else stage
+            for stage in out["stages"]
+        ]
+    return out
+
+
 def check_space(
     where: str, stored_name: str, stored_fields: dict[str, Any] | None, space: SearchSpace
 ) -> None:
     """Raise unless a table built for ``stored_name``/``stored_fields`` covers ``space``.
+
+    A field the stored definition lacks (added to :class:`SearchSpace` or :class:`StageSpec`
+    after the table was built) counts as its default value, so a table stays valid while the
+    space it measured is unchanged.
 
     Raises:
         LatencyTableError: another space, or another definition of it (names differing fields).
     """
     if stored_name != space.name:
         raise LatencyTableError(f"{where} was built for space {stored_name!r}, not {space.name!r}")
-    fields, stored = _space_fields(space), stored_fields or {}
+    fields, stored = _space_fields(space), _with_defaults(stored_fields or {})
     differ = sorted(k for k in set(fields) | set(stored) if fields.get(k) != stored.get(k))
     if differ:
         raise LatencyTableError(
@@ -337,6 +298,11 @@ def load_latency_table(
 ) -> LatencyTable:
     """Read a table written by :meth:`LatencyTable.save` and check it fits the query.
 
+    The file is parsed as plain JSON and every field is checked before a table is built: its
+    ``format_version`` must be :data:`FORMAT_VERSION`, unknown fields are refused, latencies must
+    be finite numbers >= 0 (ms). A table written by another library version is read with a
+    logged warning: the format version decides whether it can be read.
+
     Args:
         path: the JSON file.
         space: the space it must cover (default: the registered space of the stored name).
@@ -344,50 +310,129 @@ def load_latency_table(
 
     Raises:
         FileNotFoundError: no such file.
-        LatencyTableError: not a latency table, another format version, built for another space
-            (or another definition of the same space; names the differing fields) or runtime.
+        LatencyTableError: not a latency table (not UTF-8 JSON, not an object, a missing,
+            unknown or malformed field), another format version, built for another space (or
+            another definition of the same space; names the differing fields) or runtime. The
+            message names the file, the field, the value found and what is expected.
     """
     path = Path(path)
+    where = f"latency table {str(path)!r}"
     if not path.is_file():
-        raise FileNotFoundError(f"latency table {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{where} does not exist")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise LatencyTableError(f"{str(path)!r} is not a latency table (invalid JSON)") from exc
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # also bad UTF-8 and huge ints
+        raise LatencyTableError(f"{where} is not a latency table (not JSON: {exc})") from exc
     if not isinstance(data, dict) or "entries" not in data or "space" not in data:
-        raise LatencyTableError(f"{str(path)!r} is not a latency table (no space or entries)")
-    if data.get("format_version") != FORMAT_VERSION:
+        raise LatencyTableError(f"{where} is not a latency table (no space or entries)")
+    version = data.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise LatencyTableError(
-            f"latency table {str(path)!r} has format_version {data.get('format_version')!r}; "
-            f"this supernet reads {FORMAT_VERSION}; rebuild it"
+            f"{where} has format_version {version!r}; this supernet reads {FORMAT_VERSION}; "
+            "rebuild it"
+        )
+    unknown = sorted(set(data) - set(_FILE_FIELDS))
+    if unknown:
+        raise LatencyTableError(f"{where} has unknown field(s) {unknown}; known: {_FILE_FIELDS}")
+    name, fields = data["space"], data.get("space_fields")
+    if not isinstance(name, str) or not isinstance(fields, dict | None):
+        raise LatencyTableError(
+            f"{where}: space = {name!r} must be a name, space_fields = {fields!r} a mapping"
         )
     if space is None:
         try:
-            space = get_space(data["space"])
+            space = get_space(name)
         except ConfigError as exc:
-            raise LatencyTableError(f"latency table {str(path)!r}: {exc}") from exc
-    check_space(f"latency table {str(path)!r}", data["space"], data.get("space_fields"), space)
-    if runtime is not None and data["runtime"] != runtime:
+            raise LatencyTableError(f"{where}: {exc}") from exc
+    check_space(where, name, fields, space)
+    if runtime is not None and data.get("runtime") != runtime:
         raise LatencyTableError(
-            f"latency table {str(path)!r} was measured with runtime {data['runtime']!r}, "
-            f"not {runtime!r}"
+            f"{where} was measured with runtime {data.get('runtime')!r}, not {runtime!r}"
         )
     try:
-        device = DeviceSpec.from_dict(data["device"], source=f"device in {str(path)!r}")
-        entries = {
-            k: (float(v["median_ms"]), float(v["iqr_ms"])) for k, v in data["entries"].items()
-        }
-    except (ConfigError, KeyError, TypeError, ValueError) as exc:
-        raise LatencyTableError(f"latency table {str(path)!r} is malformed: {exc}") from exc
+        device = DeviceSpec.from_dict(data.get("device"), source=f"device in {where}")
+    except ConfigError as exc:
+        raise LatencyTableError(f"{where} is malformed: {exc}") from exc
+    if data.get("runtime", device.runtime) != device.runtime:
+        raise LatencyTableError(
+            f"{where}: runtime = {data['runtime']!r} differs from its device's runtime "
+            f"{device.runtime!r}"
+        )
+    library_version = data.get("library_version", "unknown")
+    if library_version != __version__:
+        logger.warning(
+            "%s was written by supernet %s, this is supernet %s; reading it (same format "
+            "version)", where, library_version, __version__,
+        )  # fmt: skip
     return LatencyTable(
         space=space,
         device=device,
-        entries=entries,
-        scale=float(data.get("scale", 1.0)),
-        overhead_ms=float(data.get("overhead_ms", 0.0)),
-        call_overhead_ms=float(data.get("call_overhead_ms", 0.0)),
-        memory_format=str(data.get("memory_format", "contiguous")),
-        machine=dict(data.get("machine", {})),
-        build=dict(data.get("build", {})),
-        library_version=str(data.get("library_version", "unknown")),
+        entries=_entries(data["entries"], where),
+        scale=_number(data, "scale", 1.0, where),
+        overhead_ms=_number(data, "overhead_ms", 0.0, where),
+        call_overhead_ms=_number(data, "call_overhead_ms", 0.0, where, low=0.0),
+        memory_format=_memory_format(data.get("memory_format", "contiguous"), where),
+        machine=_mapping(data, "machine", where),
+        build=_build(_mapping(data, "build", where), where),
+        library_version=str(library_version),
     )
+
+
+_FILE_FIELDS = (
+    "format_version", "library_version", "space", "space_fields", "runtime", "device", "machine",
+    "memory_format", "scale", "overhead_ms", "call_overhead_ms", "build", "entries",
+)  # fmt: skip
+_MEMORY_FORMATS = ("contiguous", "channels_last", "onnx")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(data: dict, key: str, default: float, where: str, low: float | None = None) -> float:
+    value = data.get(key, default)
+    if not _is_number(value) or (low is not None and value < low):
+        allowed = "a finite number" + (f" >= {low}" if low is not None else "")
+        raise LatencyTableError(f"{where}: {key} = {value!r} must be {allowed}")
+    return float(value)
+
+
+def _mapping(data: dict, key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise LatencyTableError(f"{where}: {key} = {value!r} must be a mapping")
+    return value
+
+
+def _memory_format(value: Any, where: str) -> str:
+    if value not in _MEMORY_FORMATS:
+        raise LatencyTableError(
+            f"{where}: memory_format = {value!r} is not allowed; choose from {_MEMORY_FORMATS}"
+        )
+    return value
+
+
+def _build(build: dict[str, Any], where: str) -> dict[str, Any]:
+    for key, low in (("repeats", 1), ("warmup", 0)):
+        value = build.get(key, low)
+        if type(value) is not int or value < low:
+            raise LatencyTableError(f"{where}: build.{key} = {value!r} must be an integer >= {low}")
+    return build
+
+
+def _entries(raw: Any, where: str) -> dict[str, tuple[float, float]]:
+    """``{key: {"median_ms", "iqr_ms"}}`` → ``{key: (median_ms, iqr_ms)}``, every value checked."""
+    if not isinstance(raw, dict):
+        raise LatencyTableError(f"{where}: entries = {type(raw).__name__} must be a mapping")
+    entries = {}
+    for key, value in raw.items():
+        if not isinstance(value, dict) or set(value) != {"median_ms", "iqr_ms"}:
+            raise LatencyTableError(
+                f"{where}: entries[{key!r}] = {value!r} must be {{'median_ms': ..., 'iqr_ms': ...}}"
+            )
+        if not all(_is_number(v) and v >= 0 for v in value.values()):
+            raise LatencyTableError(
+                f"{where}: entries[{key!r}] = {value!r} must hold finite latencies >= 0 (ms)"
+            )
+        entries[key] = (float(value["median_ms"]), float(value["iqr_ms"]))
+    return entries

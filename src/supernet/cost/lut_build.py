@@ -40,6 +40,7 @@ __all__ = [
     "LatencyValidation",
     "ProgressFn",
     "build_latency_table",
+    "check_settings",
     "fit_overhead",
     "measure_subnets",
     "validate_latency_table",
@@ -179,12 +180,12 @@ def build_latency_table(
         A :class:`LatencyTable` (entries in ms).
 
     Raises:
-        ConfigError: bad measurement settings.
+        ConfigError: bad measurement settings (``repeats`` < 1, ``warmup`` < 0,
+            ``fit_subnets`` < 0, ``seed`` < 0 or not integers), checked before anything is built.
 
     Reference: Once-for-All, arXiv 1908.09791, Sec. 3.4.
     """
-    if fit_subnets < 0:
-        raise ConfigError(f"fit_subnets = {fit_subnets} must be >= 0")
+    check_settings(repeats=repeats, warmup=warmup, fit_subnets=fit_subnets, seed=seed)
     start = time.perf_counter()
     net = _make_supernet(space)
     rng = np.random.default_rng(seed)
@@ -240,6 +241,23 @@ def build_latency_table(
             "fit": fit,
         },
     )
+
+
+_LOWEST = {"repeats": 1, "warmup": 0, "fit_subnets": 0, "seed": 0}
+
+
+def check_settings(**settings: int | None) -> None:
+    """Check measurement settings before any work: ``repeats`` >= 1, ``warmup``, ``fit_subnets``
+    and ``seed`` >= 0, all integers (``None``: the default, not checked).
+
+    Raises:
+        ConfigError: naming the first bad setting, its value and the lowest allowed.
+    """
+    for name, value in settings.items():
+        low = _LOWEST[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < low):  # fmt: skip
+            raise ConfigError(f"{name} = {value!r} must be an integer >= {low}")
 
 
 def _table_memory_format(
@@ -303,14 +321,15 @@ def validate_latency_table(
 
     Raises:
         LatencyTableError: ``space`` is not the table's space, or an entry is missing.
-        ConfigError: ``n`` < 2.
+        ConfigError: ``n`` < 2, ``seed`` < 0, ``repeats`` < 1 or ``warmup`` < 0.
 
     Reference: the Once-for-All latency predictor check (arXiv 1908.09791, App.).
     """
     from scipy.stats import kendalltau  # scipy.stats takes ~0.6 s to import
 
-    if n < 2:
-        raise ConfigError(f"n = {n} must be >= 2 (Kendall's tau needs two subnets)")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ConfigError(f"n = {n!r} must be an integer >= 2 (Kendall's tau needs two subnets)")
+    check_settings(seed=seed, repeats=repeats, warmup=warmup)
     space = space or table.space
     table.check_space(space)
     rng = np.random.default_rng(seed)

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from supernet import __version__
 from supernet.errors import ConfigError, ExportError
-from supernet.space import ArchConfig
+from supernet.space import ArchConfig, SearchSpace
 
 __all__ = [
     "FORMAT_VERSION",
@@ -35,28 +37,38 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the ``subnet.json`` layout; :func:`read_metadata` refuses any other."""
 
+logger = logging.getLogger(__name__)
+
 METADATA_FILE = "subnet.json"
 
-_REQUIRED_KEYS = ("format_version", "space", "config", "input_shape", "files", "verification")
+_REQUIRED_KEYS = (
+    "format_version", "space", "config", "input_shape", "files", "verification", "versions",
+)  # fmt: skip
 
 
-def read_metadata(out_dir: Path) -> dict[str, Any]:
+def read_metadata(out_dir: Path, space: SearchSpace | None = None) -> dict[str, Any]:
     """The checked ``subnet.json`` of an export directory.
 
+    Checks the format version (exactly :data:`FORMAT_VERSION`), the required keys, the space
+    name (``space``'s when given), the config (valid in ``space`` when given), the input shape
+    and the file entries (plain file names with a SHA-256). An export written by another library
+    version (``versions.supernet``) is read with a logged warning.
+
     Raises:
-        ExportError: the file is missing, not JSON, of another format version, lacks a key, or
-            holds an invalid config.
+        ExportError: the file is missing, not UTF-8 JSON, of another format version, lacks a
+            key, or holds a malformed or mismatched value (names the file, the field, the value
+            found and the value expected).
     """
     path = out_dir / METADATA_FILE
     if not path.is_file():
         raise ExportError(f"{path} does not exist; write the directory with export_subnet")
     try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # also bad UTF-8 and huge ints
         raise ExportError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict) or "format_version" not in doc:
         raise ExportError(f"{path} is not a supernet export (no format_version)")
-    if doc["format_version"] != FORMAT_VERSION:
+    if type(doc["format_version"]) is not int or doc["format_version"] != FORMAT_VERSION:
         raise ExportError(
             f"{path} has format version {doc['format_version']!r}, this supernet reads format "
             f"version {FORMAT_VERSION}"
@@ -64,11 +76,45 @@ def read_metadata(out_dir: Path) -> dict[str, Any]:
     missing = [key for key in _REQUIRED_KEYS if key not in doc]
     if missing:
         raise ExportError(f"{path} lacks key(s) {missing}")
+    if not isinstance(doc["space"], str):
+        raise ExportError(f"{path}: space = {doc['space']!r} must be a space name")
+    if space is not None and doc["space"] != space.name:
+        raise ExportError(f"{path}: space = {doc['space']!r}, expected {space.name!r}")
     try:
-        ArchConfig.from_dict(doc["config"])
+        config = ArchConfig.from_dict(doc["config"])
+        if space is not None:
+            config.validate(space)
     except ConfigError as exc:
         raise ExportError(f"{path} holds an invalid config: {exc}") from exc
+    shape = doc["input_shape"]
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 4
+        or not all(type(n) is int and n >= 1 for n in shape)
+    ):
+        raise ExportError(f"{path}: input_shape = {shape!r} must be 4 integers >= 1")
+    _check_files(path, doc["files"])
+    versions = doc.get("versions")
+    written_by = versions.get("supernet") if isinstance(versions, dict) else None
+    if written_by != __version__:
+        logger.warning("%s was written by supernet %s, this is supernet %s; reading it (same "
+                       "format version)", path, written_by, __version__)  # fmt: skip
     return doc
+
+
+def _check_files(path: Path, files: Any) -> None:
+    """``files`` maps a kind to ``{"name": plain file name, "bytes", "sha256": 64 hex digits}``."""
+    if not isinstance(files, dict):
+        raise ExportError(f"{path}: files = {files!r} must be a mapping")
+    for kind, entry in files.items():
+        name = entry.get("name") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".."):
+            raise ExportError(
+                f"{path}: files[{kind!r}] = {entry!r} must name a file in the export directory"
+            )
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ExportError(f"{path}: files[{kind!r}].sha256 = {digest!r} is not a SHA-256")
 
 
 def file_entry(name: str, data: bytes) -> dict[str, Any]:

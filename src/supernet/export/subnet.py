@@ -241,7 +241,7 @@ def export_subnet(
 
 
 def load_exported(
-    out_dir: str | os.PathLike[str], *, threads: int = 1
+    out_dir: str | os.PathLike[str], *, threads: int = 1, space: SearchSpace | None = None
 ) -> tuple[onnxruntime.InferenceSession, dict[str, Any]]:
     """An onnxruntime session for an export directory, and its ``subnet.json``.
 
@@ -251,21 +251,24 @@ def load_exported(
     Args:
         out_dir: a directory written by :func:`export_subnet`.
         threads: intra-op threads of the session.
+        space: the space the export must be of (default: any); its config must be valid there.
 
     Raises:
-        ExportError: ``subnet.json`` is missing, not JSON, of another format version, lacks a key
-            or holds an invalid config; or ``subnet.onnx`` is missing or its SHA-256 differs from
-            the one recorded (a stale or partial export).
+        ExportError: ``subnet.json`` is missing, not JSON, of another format version or space,
+            lacks a key or holds a malformed value (see
+            :func:`~supernet.export.metadata.read_metadata`); or ``subnet.onnx`` is missing or
+            its SHA-256 differs from the one recorded (a stale or partial export), or
+            onnxruntime cannot load it. A ``subnet.json`` of another library version is read
+            with a logged warning.
         ConfigError: ``threads`` < 1.
     """
     out = Path(out_dir)
     path = out / METADATA_FILE
-    doc = read_metadata(out)
-    try:
-        entry = doc["files"]["onnx"]
-        onnx_path, recorded = out / entry["name"], entry["sha256"]
-    except (KeyError, TypeError) as exc:
-        raise ExportError(f"{path} records no ONNX file name and sha256") from exc
+    doc = read_metadata(out, space)
+    if "onnx" not in doc["files"]:
+        raise ExportError(f"{path} records no ONNX file name and sha256")
+    entry = doc["files"]["onnx"]
+    onnx_path, recorded = out / entry["name"], entry["sha256"]
     if not onnx_path.is_file():
         raise ExportError(f"{onnx_path} does not exist, but {path} lists it")
     data = onnx_path.read_bytes()
@@ -275,7 +278,15 @@ def load_exported(
             f"{onnx_path} has sha256 {actual[:12]}…, {path} records {str(recorded)[:12]}…: "
             "the directory holds files of different exports"
         )
-    return make_session(data, threads=threads), doc
+    try:
+        session = make_session(data, threads=threads)
+    except ConfigError:
+        raise
+    except Exception as exc:  # onnxruntime's pybind errors have no common public base
+        raise ExportError(
+            f"{onnx_path} cannot be loaded by onnxruntime: {' '.join(str(exc).split())}"
+        ) from exc
+    return session, doc
 
 
 # --------------------------------------------------------------------------- helpers

@@ -211,7 +211,8 @@ def train_predictor(
 
     Raises:
         ConfigError: ``holdout`` not in (0, 1), too few subnets for the split, ``epochs`` < 1,
-            ``lr`` <= 0, ``weight_decay`` < 0, or ``space`` other than the dataset's.
+            ``seed`` < 0, ``lr`` <= 0, ``weight_decay`` < 0 (or not finite), or ``space`` other
+            than the dataset's.
 
     Reference: Once-for-All (arXiv 1908.09791), Sec. 3.4.
     """
@@ -222,7 +223,9 @@ def train_predictor(
         )
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs = {epochs!r} must be an integer >= 1")
-    if not lr > 0 or not weight_decay >= 0:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed = {seed!r} must be an integer >= 0")
+    if not 0 < lr < math.inf or not 0 <= weight_decay < math.inf:
         raise ConfigError(f"lr = {lr!r} must be > 0 and weight_decay = {weight_decay!r} >= 0")
     x_all = torch.from_numpy(encode(list(dataset.configs), space))
     y_all = torch.from_numpy(np.asarray(dataset.val_accuracy, dtype=np.float64))
@@ -301,18 +304,64 @@ def load_predictor(
 ) -> tuple[AccuracyPredictor, dict]:
     """Load a predictor saved by :func:`save_predictor` for ``space`` (weights-only load).
 
+    The file must be a supernet checkpoint (format version, checksum: see
+    :func:`supernet.checkpoint.load_checkpoint`) whose metadata names an accuracy predictor of
+    :data:`PREDICTOR_FORMAT_VERSION`, of ``space``'s name, encoding version and feature count;
+    its ``hidden`` widths must match the shapes of the saved weights, which must be finite. A
+    predictor written by another library version loads with a logged warning.
+
     Returns ``(predictor in eval mode on the CPU, metadata)``; ``metadata["metrics"]`` holds the
     held-out metrics it was saved with.
 
     Raises:
-        CheckpointError: missing or corrupt file, not an accuracy predictor, or saved for another
-            space, encoding version or feature count (the message names the file's value and
-            this space's).
+        CheckpointError: missing or corrupt file, not an accuracy predictor, of another
+            predictor format version, saved for another space, encoding version or feature count,
+            or weights that do not fit its metadata (the message names the file, the field, the
+            file's value and the expected one).
     """
     payload, metadata = load_checkpoint(path, expect=_expected_metadata(space))
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"predictor {path} holds no state_dict of tensors")
+    hidden = metadata.get("hidden")
+    if (
+        not isinstance(hidden, list | tuple)
+        or not hidden
+        or not all(type(h) is int and h >= 1 for h in hidden)
+    ):
+        raise CheckpointError(
+            f"predictor {path} has hidden = {hidden!r} in its metadata; expected a list of one "
+            "or more layer widths >= 1"
+        )
+    expected = _state_shapes(encoding_size(space), hidden)
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if found != expected:
+        key = next(k for k in sorted({*found, *expected}) if found.get(k) != expected.get(k))
+        raise CheckpointError(
+            f"predictor {path}: state_dict[{key!r}] has shape {found.get(key)}, its metadata "
+            f"(hidden = {list(hidden)}, {encoding_size(space)} features) needs "
+            f"{expected.get(key)}"
+        )
+    bad = [k for k, v in state.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"predictor {path} holds non-finite values in {bad}")
+    predictor = AccuracyPredictor(space, hidden=hidden)
     try:
-        predictor = AccuracyPredictor(space, hidden=metadata["hidden"])
-        predictor.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError, ConfigError, TypeError) as exc:
+        predictor.load_state_dict(state)
+    except RuntimeError as exc:  # e.g. a dtype that cannot be copied into float32
         raise CheckpointError(f"predictor {path} does not fit its metadata: {exc}") from exc
     return predictor.eval(), metadata
+
+
+def _state_shapes(num_features: int, hidden: Sequence[int]) -> dict[str, tuple[int, ...]]:
+    """Parameter and buffer shapes of an :class:`AccuracyPredictor` (without building one)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    width = num_features
+    for i, h in enumerate(hidden):
+        shapes[f"mlp.{2 * i}.weight"] = (h, width)
+        shapes[f"mlp.{2 * i}.bias"] = (h,)
+        width = h
+    shapes[f"mlp.{2 * len(hidden)}.weight"] = (1, width)
+    shapes["base_accuracy"] = ()
+    shapes["accuracy_scale"] = ()
+    return shapes

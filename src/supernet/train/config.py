@@ -6,13 +6,16 @@ Unknown keys are errors; the resolved config is saved as ``config.yaml`` in the 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from supernet.data import DATASETS
 from supernet.errors import ConfigError
+from supernet.space import list_spaces
 
 __all__ = [
     "PRESET_DIR",
@@ -30,6 +33,7 @@ Choice = str | list[int]
 OPTIMIZERS = ("sgd", "adamw")
 TEACHERS = ("frozen", "inplace")
 NORMS = ("bn", "gn")
+MAX_THREADS = 1024  # more is a typo, and torch would start that many threads
 
 
 @dataclass
@@ -104,76 +108,93 @@ class TrainConfig:
     phases: list[PhaseConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.phases, list):
+            raise ConfigError(f"phases = {self.phases!r} must be a list of phases")
         self.phases = [
-            p if isinstance(p, PhaseConfig) else _from_mapping(PhaseConfig, p, "phases[]")
-            for p in self.phases
+            p if isinstance(p, PhaseConfig) else _from_mapping(PhaseConfig, p, f"phases[{i}]")
+            for i, p in enumerate(self.phases)
         ]
         self.validate()
 
     def validate(self) -> None:
-        """Raises: ConfigError naming the field, value and what is allowed."""
-        positive = ("batch_size", "eval_batch_size", "bn_calib_images")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} = {value!r} must be an integer >= 1")
+        """Check every field's type and range, and the phases against each other.
+
+        Numbers must be finite and of the field's type (an integer field takes no float or
+        bool, a float field takes an int but no bool, a bool field takes only true/false).
+
+        Raises: ConfigError naming the field, value and what is allowed.
+        """
+        for name in ("preset", "device"):
+            _check_str(name, getattr(self, name))
+        _check_choice("space", self.space, tuple(list_spaces()))
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_int("seed", self.seed, 0)
+        for name in ("batch_size", "eval_batch_size", "bn_calib_images"):
+            _check_int(name, getattr(self, name), 1)
         for name in ("train_limit", "val_limit", "threads", "checkpoint_every"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} = {value!r} must be null or an integer >= 1")
+            _check_int(name, getattr(self, name), 1, optional=True)
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise ConfigError(f"threads = {self.threads} must be null or in [1, {MAX_THREADS}]")
         for name in ("weight_decay", "kd_ratio", "momentum"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} = {getattr(self, name)} must be >= 0")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer = {self.optimizer!r}; choose from {OPTIMIZERS}")
-        if self.norm not in NORMS:
-            raise ConfigError(f"norm = {self.norm!r}; choose from {NORMS}")
-        if self.teacher not in TEACHERS:
-            raise ConfigError(f"teacher = {self.teacher!r}; choose from {TEACHERS}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"label_smoothing = {self.label_smoothing} must be in [0, 1)")
-        if not self.phases:
+            _check_number(name, getattr(self, name), low=0.0)
+        _check_number("label_smoothing", self.label_smoothing, low=0.0, below=1.0)
+        _check_number("dropout", self.dropout, low=0.0, below=1.0)
+        for name in ("nesterov", "augment", "channels_last"):
+            _check_bool(name, getattr(self, name))
+        if not isinstance(self.amp, bool | str):
+            raise ConfigError(f"amp = {self.amp!r} must be true, false or a name such as 'auto'")
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("teacher", self.teacher, TEACHERS)
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov: true needs momentum > 0 with optimizer sgd; got 0")
+        if not isinstance(self.phases, list) or not self.phases:
             raise ConfigError("phases is empty; give at least one progressive-shrinking phase")
+        for i, p in enumerate(self.phases):
+            self._validate_phase(f"phases[{i}] ({p.name!r})", p)
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ConfigError(f"phase names must be unique, got {names}")
-        for i, p in enumerate(self.phases):
-            where = f"phases[{i}] ({p.name!r})"
-            if not isinstance(p.epochs, int) or p.epochs < 1:
-                raise ConfigError(f"{where}.epochs = {p.epochs!r} must be an integer >= 1")
-            if not p.lr > 0:
-                raise ConfigError(f"{where}.lr = {p.lr!r} must be > 0")
-            if not isinstance(p.subnets_per_step, int) or p.subnets_per_step < 1:
-                raise ConfigError(f"{where}.subnets_per_step = {p.subnets_per_step!r} must be >= 1")
-            if p.sandwich and p.subnets_per_step < 2:
-                raise ConfigError(
-                    f"{where}.sandwich needs subnets_per_step >= 2, got {p.subnets_per_step}"
-                )
-            if p.train_limit is not None and (
-                not isinstance(p.train_limit, int) or p.train_limit < 1
-            ):
-                raise ConfigError(f"{where}.train_limit = {p.train_limit!r} must be null or >= 1")
-            if self.teacher == "inplace" and p.distill and not p.sandwich:
-                raise ConfigError(
-                    f"{where} has distill: true with teacher: inplace, which takes the soft "
-                    "labels from the largest subnet trained first in the step; set sandwich: true"
-                )
-            if not 0 <= p.warmup_epochs <= p.epochs:
-                raise ConfigError(f"{where}.warmup_epochs = {p.warmup_epochs} not in [0, epochs]")
-            for dim in ("kernel_sizes", "expand_ratios", "depths", "resolutions"):
-                value = getattr(p, dim)
-                ok = value in ("all", "max", "min") or (
-                    isinstance(value, list) and value and all(isinstance(v, int) for v in value)
-                )
-                if not ok:
-                    raise ConfigError(
-                        f"{where}.{dim} = {value!r}; use 'all', 'max', 'min' or a list of choices"
-                    )
         if self.phases[0].distill:
             raise ConfigError(
                 f"phases[0] ({self.phases[0].name!r}) has distill: true, but the teacher is the "
                 "full network trained before the first distilling phase; set distill: false"
             )
+
+    def _validate_phase(self, where: str, p: PhaseConfig) -> None:
+        if not isinstance(p.name, str) or not p.name:
+            raise ConfigError(f"{where}.name must be a non-empty string")
+        _check_int(f"{where}.epochs", p.epochs, 1)
+        _check_number(f"{where}.lr", p.lr, low=0.0)
+        if p.lr == 0:
+            raise ConfigError(f"{where}.lr = {p.lr!r} must be > 0")
+        _check_int(f"{where}.subnets_per_step", p.subnets_per_step, 1)
+        _check_int(f"{where}.train_limit", p.train_limit, 1, optional=True)
+        for name in ("distill", "sort_channels", "sandwich"):
+            _check_bool(f"{where}.{name}", getattr(p, name))
+        if p.sandwich and p.subnets_per_step < 2:
+            raise ConfigError(
+                f"{where}.sandwich needs subnets_per_step >= 2, got {p.subnets_per_step}"
+            )
+        if self.teacher == "inplace" and p.distill and not p.sandwich:
+            raise ConfigError(
+                f"{where} has distill: true with teacher: inplace, which takes the soft "
+                "labels from the largest subnet trained first in the step; set sandwich: true"
+            )
+        _check_number(f"{where}.warmup_epochs", p.warmup_epochs, low=0.0)
+        if not p.warmup_epochs <= p.epochs:
+            raise ConfigError(f"{where}.warmup_epochs = {p.warmup_epochs} not in [0, epochs]")
+        for dim in ("kernel_sizes", "expand_ratios", "depths", "resolutions"):
+            value = getattr(p, dim)
+            ok = (isinstance(value, str) and value in ("all", "max", "min")) or (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            )
+            if not ok:
+                raise ConfigError(
+                    f"{where}.{dim} = {value!r}; use 'all', 'max', 'min' or a list of choices"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (phases as dicts)."""
@@ -184,11 +205,47 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def _check_str(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} = {value!r} must be a non-empty string")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} = {value!r}; choose from {choices}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} = {value!r} must be true or false")
+
+
+def _check_int(name: str, value: Any, low: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        null = "null or " if optional else ""
+        raise ConfigError(f"{name} = {value!r} must be {null}an integer >= {low}")
+
+
+def _check_number(name: str, value: Any, *, low: float, below: float | None = None) -> None:
+    """A finite int or float (not a bool) in ``[low, below)`` (``below`` None: no upper bound)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < low
+        or (below is not None and value >= below)
+    ):
+        upper = f", below {below}" if below is not None else ""
+        raise ConfigError(f"{name} = {value!r} must be a finite number >= {low}{upper}")
+
+
 def _from_mapping(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
     known = [f.name for f in fields(cls)]
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted((k for k in data if k not in known), key=str)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {where}; known keys: {known}")
     try:
@@ -205,14 +262,22 @@ def list_presets() -> list[str]:
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """``["batch_size=64", "train_limit=null"]`` → ``{"batch_size": 64, "train_limit": None}``.
 
-    Values are parsed as YAML. Raises: ConfigError for an item without ``=``.
+    Values are parsed with ``yaml.safe_load`` (plain data only; no tags that build objects).
+
+    Raises:
+        ConfigError: an item without ``=`` or with an empty key, or a value that is not valid
+            YAML (names the item).
     """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # e.g. ints > 4300 digits
+            reason = " ".join(str(exc).split())
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({reason})") from exc
     return out
 
 
@@ -225,23 +290,30 @@ def load_config(
     """Resolve a :class:`TrainConfig` from a preset name or a YAML file, then overrides.
 
     Raises:
-        ConfigError: unknown preset (lists them), unreadable YAML, unknown keys or bad values.
+        ConfigError: unknown preset (lists them), unreadable YAML, unknown keys or bad values
+            (from a config file: the message starts with the file's path).
     """
     data: dict[str, Any] = {}
     if preset is not None and path is not None:
         raise ConfigError("give a preset name or a config file, not both")
     if preset is not None:
-        path = PRESET_DIR / f"{preset}.yaml"
-        if not path.is_file():
+        if preset not in list_presets():
             raise ConfigError(f"unknown preset {preset!r}; choose from {list_presets()}")
+        path = PRESET_DIR / f"{preset}.yaml"
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from exc
+            loaded = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
+        except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
+            reason = " ".join(str(exc).split())  # UnicodeDecodeError is a ValueError
+            raise ConfigError(f"cannot read config file {str(path)!r}: {reason}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {str(path)!r} must hold a mapping")
         data.update(loaded)
         data.setdefault("preset", preset or Path(path).stem)
     data.update(overrides or {})
-    return _from_mapping(TrainConfig, data, "the training config")
+    try:
+        return _from_mapping(TrainConfig, data, "the training config")
+    except ConfigError as exc:
+        if preset is not None or path is None:
+            raise
+        raise ConfigError(f"config file {str(path)!r}: {exc}") from exc

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from supernet.checkpoint import write_text_atomic  # re-exported: run files are written atomically
-from supernet.errors import ConfigError, RunDirError
-from supernet.train.config import TrainConfig
+from supernet.errors import RunDirError
+from supernet.train.config import TrainConfig, load_config
 
 __all__ = [
     "CHECKPOINT",
@@ -32,12 +32,16 @@ __all__ = [
 CONFIG, CHECKPOINT, METRICS = "config.yaml", "checkpoint.pt", "metrics.csv"
 RUN_FILES = (CONFIG, CHECKPOINT, METRICS, "eval.csv", "eval.md")
 # Where a run executes does not change what it computes: these keys may differ on resume.
-RUNTIME_KEYS = ("device", "amp", "threads")
+RUNTIME_KEYS = ("device", "amp", "threads", "checkpoint_every")
+# Keys added after runs were made: at these defaults they stay out of the digest, so older runs
+# (whose config.yaml lacks them) still resume and load.
+_LATER_KEYS = {"norm": "bn"}
 
 
 def config_digest(config: TrainConfig) -> str:
     """SHA-256 (first 16 hex digits) of the config without its runtime-only keys."""
-    data = {k: v for k, v in config.to_dict().items() if k not in RUNTIME_KEYS}
+    data = {k: v for k, v in config.to_dict().items()
+            if k not in RUNTIME_KEYS and _LATER_KEYS.get(k, ()) != v}  # fmt: skip
     return hashlib.sha256(yaml.safe_dump(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -60,17 +64,18 @@ def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 def read_run_config(run_dir: str | Path) -> TrainConfig:
     """The resolved config saved in a run directory.
 
+    The file is read with ``yaml.safe_load`` and checked like any config file
+    (:func:`~supernet.train.config.load_config`): unknown keys and bad values are errors.
+
     Raises:
         RunDirError: when the directory holds no ``config.yaml``.
-        ConfigError: when the saved config is invalid.
+        ConfigError: when the saved config is not UTF-8 YAML, not a mapping, or invalid (names
+            the file and the field).
     """
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunDirError(f"{str(run_dir)!r} holds no supernet run (no {CONFIG})")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} does not hold a mapping")
-    return TrainConfig(**{k: v for k, v in data.items()})
+    return load_config(path=path)
 
 
 def prepare_run_dir(run_dir: str | Path, config: TrainConfig, *, resume: bool, force: bool) -> Path:

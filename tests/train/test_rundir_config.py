@@ -1,0 +1,37 @@
+"""read_run_config: the saved config.yaml of a run directory is checked like any config file."""
+
+from __future__ import annotations
+
+import pytest
+
+from supernet.errors import ConfigError, RunDirError
+from supernet.train import load_config, read_run_config
+from supernet.train.rundir import CONFIG
+
+
+def test_round_trip(tmp_path):
+    cfg = load_config("fashion-mnist-quick")
+    (tmp_path / CONFIG).write_text(cfg.to_yaml())
+    assert read_run_config(tmp_path).to_dict() == cfg.to_dict()
+
+
+def test_missing_config_is_not_a_run(tmp_path):
+    with pytest.raises(RunDirError, match=r"holds no supernet run \(no config.yaml\)"):
+        read_run_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"colour: red\n", r"unknown key\(s\) \['colour'\]"),
+        (b"- 1\n", "must hold a mapping"),
+        (b"a: [\n", "cannot read config file"),
+        (b"\xff\xfe\x00\x01", "cannot read config file"),
+        (b"seed: !!python/object/apply:os.system [echo]\n", "cannot read config file"),
+    ],
+)
+def test_a_damaged_config_is_a_config_error_naming_the_file(tmp_path, content, message):
+    (tmp_path / CONFIG).write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        read_run_config(tmp_path)
+    assert CONFIG in str(info.value)
