@@ -14,6 +14,7 @@ __all__ = [
     "RunDirError",
     "SearchError",
     "SupernetError",
+    "TrainingInterrupted",
 ]
 
 
@@ -54,3 +55,11 @@ class ExportError(SupernetError):
 class SearchError(SupernetError):
     """A search cannot run as asked: no subnet found that meets its constraints (the message gives
     the cheapest value of each constraint found, so the user knows what is achievable)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint; ``--resume`` goes on.
+
+    A ``KeyboardInterrupt`` (not a :class:`SupernetError`) so that code which handles Ctrl-C keeps
+    doing so; the message names the phase, epoch and step reached and the checkpoint written.
+    """

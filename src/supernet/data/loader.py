@@ -26,12 +26,21 @@ class BatchLoader:
     Without a generator a private one seeded 0 is used (never the global RNG).
     ``limit`` keeps only the first ``limit`` samples of the epoch's order.
 
+    Sharding for data-parallel training: with ``shard=(rank, world_size)`` every process draws
+    the same order and augments the same global batch of ``batch_size`` images, then keeps the
+    images ``rank::world_size`` of it — so the processes together see exactly the batches one
+    process would (the role of ``torch.utils.data.DistributedSampler``, but batch by batch, which
+    keeps the global batch size and the augmentation identical whatever the world size).
+    ``iterate(start_batch)`` skips the epoch's first batches (still drawing their augmentation
+    from the generator), to resume an epoch in the middle.
+
     Shapes: yields ``(x, y)``: x float32 [B, C, H, W], normalized with the dataset's
     mean/std; y int64 [B]. B = ``batch_size`` except a smaller last batch unless
     ``drop_last``. ``len()`` is the number of batches per epoch.
 
     Raises:
-        ConfigError: ``batch_size`` not an int >= 1, or ``limit`` not None or an int >= 1.
+        ConfigError: ``batch_size`` not an int >= 1, ``limit`` not None or an int >= 1, or a
+            ``shard`` whose world size does not divide ``batch_size`` (or a bad rank).
     """
 
     def __init__(
@@ -44,6 +53,7 @@ class BatchLoader:
         generator: torch.Generator | None = None,
         drop_last: bool = False,
         limit: int | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r}; allowed: an int >= 1")
@@ -51,6 +61,17 @@ class BatchLoader:
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise ConfigError(f"limit={limit!r}; allowed: None or an int >= 1")
+        rank, world = shard
+        if world < 1 or not 0 <= rank < world:
+            raise ConfigError(
+                f"shard={shard!r}; allowed: (rank, world_size) with 0 <= rank < world"
+            )
+        if batch_size % world:
+            raise ConfigError(
+                f"batch_size={batch_size} is not divisible by the world size {world}; the global "
+                "batch is split evenly across processes"
+            )
+        self.shard = (rank, world)
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
@@ -72,6 +93,10 @@ class BatchLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.iterate(0)
+
+    def iterate(self, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch from batch ``start_batch`` on (the generator advances as for a full epoch)."""
         ds, g = self.dataset, self.generator
         n_total = len(ds)
         if self.shuffle:
@@ -79,9 +104,14 @@ class BatchLoader:
         else:
             order = torch.arange(n_total)
         order = order[: self.num_samples].to(ds.images.device)
+        rank, world = self.shard
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = ds.images[idx]
             if self.augment:
                 x = random_hflip(random_crop(x, ds.pad, g), g)
+            if b < start_batch:
+                continue
+            if world > 1:
+                x, idx = x[rank::world], idx[rank::world]
             yield to_float(x, ds.mean, ds.std), ds.labels[idx]

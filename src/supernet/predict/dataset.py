@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,15 +23,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from supernet import __version__
 from supernet.data import BatchLoader, resize
 from supernet.errors import ConfigError, DataNotFoundError
 from supernet.nn import OFAMobileNetV3
+from supernet.runtime import detect_runtime
 from supernet.space import ArchConfig, SearchSpace, encode
 from supernet.train import calibration_loader, load_run, recalibrate_bn
+from supernet.train.distributed import (
+    barrier,
+    distributed_session,
+    is_main_process,
+    shard_map,
+    world_size,
+)
 from supernet.train.rundir import write_csv_atomic
 
 __all__ = [
     "ACC_DATASET",
+    "ACC_DATASET_FORMAT_VERSION",
     "COLUMNS",
     "DEFAULT_SUBNETS",
     "AccuracyDataset",
@@ -43,7 +54,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ACC_DATASET = "acc_dataset.csv"
-COLUMNS = ("index", "config", "resolution", "val_accuracy", "images", "space", "seed")
+ACC_DATASET_FORMAT_VERSION = 2
+"""Layout of ``acc_dataset.csv``: 2 added the ``format_version`` and ``library_version`` columns
+to the seven of layout 1, which is still read."""
+COLUMNS = (
+    "index", "config", "resolution", "val_accuracy", "images", "space", "seed",
+    "format_version", "library_version",
+)  # fmt: skip
+_COLUMNS_V1 = COLUMNS[:7]
 DEFAULT_SUBNETS = 200
 """Random subnets collected by default (plus the largest and the smallest): 202 subnets of
 ``mbv3-tiny`` on the 10,000 Fashion-MNIST validation images took 2.4-2.7 s each on 2 CPU cores
@@ -99,6 +117,8 @@ def _row(index: int, config: ArchConfig, acc: float, images: int, space: str, se
         "images": images,
         "space": space,
         "seed": seed,
+        "format_version": ACC_DATASET_FORMAT_VERSION,
+        "library_version": __version__,
     }
 
 
@@ -135,26 +155,41 @@ def subnet_sequence(space: SearchSpace, n: int, seed: int) -> list[ArchConfig]:
 def read_accuracy_dataset(path: str | Path, space: SearchSpace) -> AccuracyDataset:
     """Read an ``acc_dataset.csv`` written by :func:`collect_accuracy_dataset`.
 
+    Every row is checked: the format version (:data:`ACC_DATASET_FORMAT_VERSION`, or layout 1
+    without the version columns), the space, one seed and image count, a config valid in
+    ``space`` whose resolution matches its column, an accuracy in [0, 100] and indices 0..N-1 in
+    order. Rows written by another library version are read with a logged warning.
+
     Raises:
         DataNotFoundError: the file does not exist (run ``supernet predict collect`` first).
-        ConfigError: the file is not an accuracy dataset, is of another space than ``space``,
-            mixes seeds or validation sizes, or holds a config that is not valid in ``space``.
+        ConfigError: the file is not a UTF-8 accuracy dataset, has another format version, is
+            of another space than ``space``, mixes seeds or validation sizes, or holds a
+            malformed row (names the file, the row, the column, the value and what is allowed).
     """
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(
             f"no accuracy dataset at {path}; collect one with `supernet predict collect`"
         )
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ConfigError(
-                f"{path} is not an accuracy dataset: columns {reader.fieldnames}, "
-                f"expected {list(COLUMNS)}"
-            )
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = tuple(reader.fieldnames or ())
+            if columns not in (COLUMNS, _COLUMNS_V1):
+                raise ConfigError(
+                    f"{path} is not an accuracy dataset: columns {list(columns)}, "
+                    f"expected {list(COLUMNS)}"
+                )
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path} is not an accuracy dataset: {exc}") from exc
     if not rows:
         raise ConfigError(f"{path} holds no subnets")
+    for i, r in enumerate(rows):
+        if None in r or None in r.values():  # csv's marks of missing or extra fields
+            raise ConfigError(f"{path} row {i} does not have {len(columns)} fields")
+    if columns == COLUMNS:
+        _check_versions(path, rows)
     spaces, seeds, images = ({r[k] for r in rows} for k in ("space", "seed", "images"))
     if spaces != {space.name}:
         raise ConfigError(
@@ -163,16 +198,57 @@ def read_accuracy_dataset(path: str | Path, space: SearchSpace) -> AccuracyDatas
         )
     if len(seeds) != 1 or len(images) != 1:
         raise ConfigError(f"{path} mixes seeds {sorted(seeds)} or image counts {sorted(images)}")
+    seed = _int_column(path, "seed", seeds.pop(), 0)
+    n_images = _int_column(path, "images", images.pop(), 1)
+    configs, acc = [], np.zeros(len(rows))
+    for i, r in enumerate(rows):
+        where = f"{path} row {i}"
+        if _int_column(path, "index", r["index"], 0) != i:
+            raise ConfigError(f"{where}: the index column is not 0..{len(rows) - 1} in order")
+        try:
+            config = ArchConfig.from_json(r["config"]).validate(space)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        if r["resolution"] != str(config.resolution):
+            raise ConfigError(
+                f"{where}: resolution = {r['resolution']!r}, its config's is {config.resolution}"
+            )
+        acc[i] = _float_column(where, "val_accuracy", r["val_accuracy"], 0.0, 100.0)
+        configs.append(config)
+    return AccuracyDataset(space, seed, tuple(configs), acc, n_images, path)
+
+
+def _check_versions(path: Path, rows: list[dict[str, str]]) -> None:
+    versions = {r["format_version"] for r in rows}
+    if versions != {str(ACC_DATASET_FORMAT_VERSION)}:
+        raise ConfigError(
+            f"{path} has format_version {sorted(versions)}; this supernet reads "
+            f"{ACC_DATASET_FORMAT_VERSION} (or the 7-column layout 1)"
+        )
+    libraries = {r["library_version"] for r in rows} - {__version__}
+    if libraries:
+        log.warning("%s was written by supernet %s, this is supernet %s; reading it (same "
+                    "format version)", path, sorted(libraries), __version__)  # fmt: skip
+
+
+def _int_column(path: Path, column: str, text: str, low: int) -> int:
     try:
-        configs = tuple(ArchConfig.from_json(r["config"]).validate(space) for r in rows)
-        acc = np.array([float(r["val_accuracy"]) for r in rows], dtype=np.float64)
-        index = [int(r["index"]) for r in rows]
-        seed, n_images = int(seeds.pop()), int(images.pop())
-    except (ValueError, KeyError) as exc:
-        raise ConfigError(f"{path} is malformed: {exc}") from exc
-    if index != list(range(len(rows))):
-        raise ConfigError(f"{path}: the index column is not 0..{len(rows) - 1} in order")
-    return AccuracyDataset(space, seed, configs, acc, n_images, path)
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise ConfigError(f"{path}: {column} = {text!r} must be an integer >= {low}")
+    return value
+
+
+def _float_column(where: str, column: str, text: str, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # also refuses nan
+        raise ConfigError(f"{where}: {column} = {text!r} must be a number in [{low}, {high}]")
+    return value
 
 
 class _SubnetScorer:
@@ -279,7 +355,9 @@ def collect_accuracy_dataset(
     ``eval_batch_size``. Rows go to ``run_dir/acc_dataset.csv`` every ``save_every`` subnets and at
     the end (also when interrupted). A csv already there is continued: its rows are kept and only
     the missing subnets are measured (with a larger ``n`` the collection is extended; with a
-    smaller one the first ``n + 2`` rows are returned). ``force`` discards it.
+    smaller one the first ``n + 2`` rows are returned). ``force`` discards it. Under ``torchrun``
+    the subnets are split across the ranks (:func:`supernet.train.distributed.shard_map`) and rank
+    0 writes the same csv one process would.
 
     Returns the dataset: accuracies in percent points.
 
@@ -292,12 +370,27 @@ def collect_accuracy_dataset(
     """
     for name, value, low in (
         ("n", n, 0),
+        ("seed", seed, 0),
         ("save_every", save_every, 1),
         ("val_images", val_images, 1),
     ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < low):  # fmt: skip
             raise ConfigError(f"{name} = {value!r} must be an integer >= {low}")
+    with distributed_session(detect_runtime(device, amp=False)):
+        return _collect(run_dir, n, seed, val_images, device, save_every, force, progress)
+
+
+def _collect(
+    run_dir: str | Path,
+    n: int,
+    seed: int,
+    val_images: int | None,
+    device: str,
+    save_every: int,
+    force: bool,
+    progress: ProgressFn | None,
+) -> AccuracyDataset:
     run = load_run(run_dir, device=device)
     if not run.finished:
         log.warning("collecting accuracies of a %s", run.progress)
@@ -306,8 +399,9 @@ def collect_accuracy_dataset(
     val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
                       limit=val_images)  # fmt: skip
     path = run.run_dir / ACC_DATASET
-    if force:
+    if force and is_main_process():
         path.unlink(missing_ok=True)
+    barrier()
     rows = _resume_rows(path, space, seed, val.num_samples, configs)
     resumed, collect_start = len(rows), time.perf_counter()
     if len(rows) < len(configs):
@@ -315,21 +409,24 @@ def collect_accuracy_dataset(
         score = _SubnetScorer(run.supernet, calib, val, run.device, config.channels_last)
         if progress is not None:
             progress(len(rows), len(configs), f"{len(rows)} subnets in {path.name}")
-        written = len(rows)
-        try:
-            for i in range(len(rows), len(configs)):
+        written, world = len(rows), max(world_size(), 1)
+        try:  # under torchrun each rank measures one subnet of every chunk of `world`
+            for i in range(len(rows), len(configs), world):
                 start = time.perf_counter()
-                acc = score(configs[i])
-                rows.append(_row(i, configs[i], acc, score.images, space.name, seed))
-                if len(rows) - written >= save_every:
+                chunk = configs[i : i + world]
+                for k, acc in enumerate(shard_map(score, chunk)):
+                    rows.append(_row(i + k, chunk[k], acc, score.images, space.name, seed))
+                if len(rows) - written >= save_every and is_main_process():
                     write_csv_atomic(path, rows)
                     written = len(rows)
                 seconds = time.perf_counter() - start
-                log.info("subnet %d: %.2f%% in %.2f s", i, acc, seconds)
+                log.info("subnets %d-%d: %s in %.2f s", i, i + len(chunk) - 1,
+                         [float(r["val_accuracy"]) for r in rows[i:]], seconds)  # fmt: skip
                 if progress is not None:
-                    progress(i + 1, len(configs), f"{acc:.2f}% ({seconds:.1f} s)")
+                    last = float(rows[-1]["val_accuracy"])
+                    progress(len(rows), len(configs), f"{last:.2f}% ({seconds:.1f} s)")
         finally:
-            if len(rows) > written:
+            if len(rows) > written and is_main_process():
                 write_csv_atomic(path, rows)
     acc = np.array([float(r["val_accuracy"]) for r in rows], dtype=np.float64)
     return AccuracyDataset(space, seed, tuple(configs), acc, int(rows[0]["images"]), path,

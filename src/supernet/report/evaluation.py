@@ -11,12 +11,14 @@ import torch
 from supernet.cost import count_params, measure_macs
 from supernet.data import BatchLoader
 from supernet.errors import ConfigError
+from supernet.runtime import detect_runtime
 from supernet.space import ArchConfig, describe
 from supernet.train import (
     calibration_loader,
     evaluate_subnet,
     load_run,
 )
+from supernet.train.distributed import distributed_session, is_main_process, shard_map
 from supernet.train.rundir import write_csv_atomic, write_text_atomic
 
 __all__ = ["SPLITS", "RunEvaluation", "SubnetRow", "evaluate_run"]
@@ -81,7 +83,8 @@ def evaluate_run(
 ) -> RunEvaluation:
     """Evaluate the largest, middle and smallest subnet of the run's space on ``split``.
 
-    Writes ``eval.csv`` and ``eval.md`` into the run directory.
+    Writes ``eval.csv`` and ``eval.md`` into the run directory. Under ``torchrun`` the subnets
+    are split across ranks and rank 0 writes the files.
 
     Raises:
         ConfigError: an unknown split (lists the allowed ones).
@@ -90,25 +93,30 @@ def evaluate_run(
     """
     if split not in SPLITS:
         raise ConfigError(f"split = {split!r} is not allowed; choose from {SPLITS}")
-    run = load_run(run_dir, device=device)
-    config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
-    calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
-    data_split = splits.test if split == "test" else splits.val
-    data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
-    rows = []
-    for name, arch in (
-        ("largest", space.largest()),
-        ("middle", space.middle()),
-        ("smallest", space.smallest()),
-    ):
-        score, subnet = evaluate_subnet(
-            supernet, arch, calib=calib, data=data, device=run.device,
-            channels_last=config.channels_last,
-        )  # fmt: skip
-        shape = (1, space.input_channels, arch.resolution, arch.resolution)
-        with torch.no_grad():
-            macs = measure_macs(subnet, shape)
-        rows.append(SubnetRow(name, arch, macs, count_params(subnet), score.accuracy, score.images))
+    with distributed_session(detect_runtime(device, amp=False)):
+        run = load_run(run_dir, device=device)
+        config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
+        calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+        data_split = splits.test if split == "test" else splits.val
+        data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
+
+        def row(item: tuple[str, ArchConfig]) -> SubnetRow:
+            name, arch = item
+            score, subnet = evaluate_subnet(
+                supernet, arch, calib=calib, data=data, device=run.device,
+                channels_last=config.channels_last,
+            )  # fmt: skip
+            shape = (1, space.input_channels, arch.resolution, arch.resolution)
+            with torch.no_grad():
+                macs = measure_macs(subnet, shape)
+            return SubnetRow(name, arch, macs, count_params(subnet), score.accuracy, score.images)
+
+        # under torchrun the subnets are split across ranks; every rank gets all rows
+        extremes = [("largest", space.largest()), ("middle", space.middle()),
+                    ("smallest", space.smallest())]  # fmt: skip
+        rows = shard_map(row, extremes)
+        if not is_main_process():
+            return RunEvaluation(run.run_dir, split, run.finished, run.progress, rows)
     result = RunEvaluation(run.run_dir, split, run.finished, run.progress, rows)
     write_csv_atomic(run.run_dir / "eval.csv", [r.as_dict() for r in rows])
     write_text_atomic(run.run_dir / "eval.md", result.markdown())

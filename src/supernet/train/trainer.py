@@ -7,18 +7,21 @@ and distilling from the full network; resolution is elastic throughout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supernet import __version__
 from supernet.checkpoint import (
     load_checkpoint,
     numpy_rng_state,
@@ -28,12 +31,20 @@ from supernet.checkpoint import (
     torch_rng_state,
 )
 from supernet.data import BatchLoader, DatasetSplits, load_dataset, resize
-from supernet.errors import ConfigError, SupernetError
+from supernet.errors import ConfigError, SupernetError, TrainingInterrupted
 from supernet.nn import OFAMobileNetV3, create_supernet, sort_channels
 from supernet.runtime import Runtime, detect_runtime, make_generators, set_threads
 from supernet.space import SearchSpace, get_space
 from supernet.train.config import PhaseConfig, TrainConfig
 from supernet.train.distill import soft_target_cross_entropy
+from supernet.train.distributed import (
+    all_gather_objects,
+    all_reduce_mean,
+    barrier,
+    distributed_session,
+    shard_map,
+    wrap_ddp,
+)
 from supernet.train.evaluate import calibration_loader, evaluate_subnet
 from supernet.train.rundir import CHECKPOINT, config_digest, prepare_run_dir, write_metrics
 from supernet.train.schedule import lr_at, phase_space
@@ -66,13 +77,14 @@ class TrainResult:
 
 
 def checkpoint_metadata(config: TrainConfig) -> dict[str, str]:
-    """What a checkpoint must match to be resumed or evaluated with ``config``."""
+    """What a checkpoint must match to be resumed or evaluated with ``config`` (the library
+    version is recorded by :func:`supernet.checkpoint.save_checkpoint` itself; another version
+    only logs a warning)."""
     return {
         "kind": "supernet-train",
         "space": config.space,
         "preset": config.preset,
         "config_digest": config_digest(config),
-        "library_version": __version__,
     }
 
 
@@ -88,7 +100,7 @@ def build_supernet(config: TrainConfig, splits: DatasetSplits) -> tuple[SearchSp
             f"space {space.name!r} takes {space.input_channels}-channel input, dataset "
             f"{config.dataset!r} has {splits.input_channels} channel(s)"
         )
-    return space, create_supernet(space, dropout=config.dropout)
+    return space, create_supernet(space, dropout=config.dropout, norm=config.norm)
 
 
 def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
@@ -112,6 +124,31 @@ def _teacher(model: OFAMobileNetV3) -> nn.Module:
     return teacher
 
 
+class _StopSignal:
+    """SIGINT/SIGTERM set a flag that the loop checks after each step (a second SIGINT raises
+    ``KeyboardInterrupt`` at once). Handlers are installed only in the main thread."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("signal %d: stopping after this step and writing a checkpoint", signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -120,33 +157,65 @@ def train(
     force: bool = False,
     reporter: TrainReporter | None = None,
 ) -> TrainResult:
-    """Train a supernet by progressive shrinking; checkpoint after every epoch.
+    """Train a supernet by progressive shrinking; checkpoint after every epoch (and every
+    ``config.checkpoint_every`` steps).
 
-    Resuming restores phase, epoch, weights, teacher, optimizer and every RNG, so a resumed run
-    computes the same weights as an uninterrupted one (same device and thread count).
+    Resuming restores phase, epoch, step, weights, teacher, optimizer and every RNG, so a resumed
+    run computes the same weights as an uninterrupted one (same device, thread and process count).
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the supernet trains with DistributedDataParallel: every
+    rank samples the same subnets, takes its share of each global batch, and rank 0 alone writes.
+    SIGINT/SIGTERM stop after the current step with a checkpoint written.
 
     Raises:
         RunDirError: run directory conflicts (see :func:`prepare_run_dir`).
         CheckpointError: unreadable checkpoint, or one of another space/preset/config.
         DataNotFoundError: the dataset is not installed.
-        SupernetError: a non-finite loss (names phase, epoch and step).
+        ConfigError: the batch size is not divisible by the number of processes.
+        SupernetError: a non-finite loss (names phase, epoch and step; the last good checkpoint
+            is kept).
+        TrainingInterrupted: after SIGINT/SIGTERM, once the checkpoint is written.
     """
-    reporter = reporter or TrainReporter()
-    run_dir = prepare_run_dir(run_dir, config, resume=resume, force=force)
     rt: Runtime = detect_runtime(config.device, amp=config.amp)
+    reporter = reporter if rt.is_main and reporter is not None else TrainReporter()
+    with distributed_session(rt), _StopSignal() as stop:
+        return _train(
+            config, Path(run_dir), rt, stop, resume=resume, force=force, reporter=reporter
+        )
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    rt: Runtime,
+    stop: _StopSignal,
+    *,
+    resume: bool,
+    force: bool,
+    reporter: TrainReporter,
+) -> TrainResult:
+    if rt.is_main:
+        run_dir = prepare_run_dir(run_dir, config, resume=resume, force=force)
+        for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # a save cut short by SIGKILL
+            stale.unlink()
+    barrier()
     set_threads(config.threads)
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     splits = load_dataset(config.dataset)
     # Weight init and dropout draw from torch's global generator: seeded once here, saved below.
     torch.manual_seed(config.seed)
     space, model = build_supernet(config, splits)
-    model = model.to(rt.device, memory_format=fmt)
-    np_rng, gen = make_generators(config.seed)
+    # Under DDP the weights stay contiguous (DDP's gradient buckets follow the parameter layout
+    # while gradients of transformed kernels come back contiguous); inputs are channels_last.
+    model = model.to(rt.device, memory_format=torch.contiguous_format if rt.is_distributed else fmt)
+    if rt.is_distributed:  # the same weights everywhere (DDP broadcasts them), own dropout masks
+        torch.manual_seed(config.seed + 1_000_003 * rt.rank)
+    net = wrap_ddp(model, rt)
+    np_rng, gen = make_generators(config.seed)  # the same on every rank: same subnets, same order
     calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
     val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
                       limit=config.val_limit)  # fmt: skip
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
-    phase_index, epoch0, metrics = 0, 0, []
+    phase_index, epoch0, step0, metrics, done = 0, 0, 0, [], {"loss_sum": 0.0, "seconds": 0.0}
     teacher: nn.Module | None = None
     opt_state = None
     ckpt_path = run_dir / CHECKPOINT
@@ -157,34 +226,46 @@ def train(
             teacher = _teacher(model)
             teacher.load_state_dict(payload["teacher"])
         phase_index, epoch0, metrics = payload["phase_index"], payload["epoch"], payload["metrics"]
+        step0, done = payload.get("step", 0), payload.get("epoch_progress", done)
         opt_state, _ = payload["optimizer"], scaler.load_state_dict(payload["scaler"])
         np_rng = restore_numpy_rng(payload["rng"]["numpy"])
         gen = restore_torch_rng(payload["rng"]["torch"])
-        torch.set_rng_state(payload["rng"]["torch_global"])
-        log.info("resuming %s at phase %d epoch %d", run_dir, phase_index, epoch0)
+        states = payload["rng"]["torch_global"]
+        states = states if isinstance(states, list) else [states]
+        if len(states) == rt.world_size:  # else (another process count): keep the fresh seed
+            torch.set_rng_state(states[rt.rank])
+        log.info("resuming %s at phase %d epoch %d step %d", run_dir, phase_index, epoch0, step0)
 
-    def save(next_phase: int, next_epoch: int, optimizer: torch.optim.Optimizer | None) -> None:
-        payload = {
-            "model": model.state_dict(),
-            "teacher": None if teacher is None else teacher.state_dict(),
-            "optimizer": None if optimizer is None else optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "phase_index": next_phase,
-            "epoch": next_epoch,
-            "metrics": metrics,
-            "rng": {
-                "numpy": numpy_rng_state(np_rng),
-                "torch": torch_rng_state(gen),
-                "torch_global": torch.get_rng_state(),
-            },
-        }
-        save_checkpoint(ckpt_path, payload, metadata=checkpoint_metadata(config))
-        write_metrics(run_dir, metrics)
+    def save(next_phase: int, next_epoch: int, optimizer: torch.optim.Optimizer | None,
+             *, step: int = 0, gen_state: torch.Tensor | None = None) -> None:  # fmt: skip
+        global_states = all_gather_objects(torch.get_rng_state())  # a collective: every rank
+        if rt.is_main:
+            payload = {
+                "model": model.state_dict(),
+                "teacher": None if teacher is None else teacher.state_dict(),
+                "optimizer": None if optimizer is None else optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "phase_index": next_phase,
+                "epoch": next_epoch,
+                "step": step,  # optimizer steps done in the epoch; 0 at an epoch boundary
+                "epoch_progress": dict(done),
+                "metrics": metrics,
+                "rng": {
+                    "numpy": numpy_rng_state(np_rng),
+                    # mid-epoch: the loader's generator as the epoch began (the epoch is replayed)
+                    "torch": torch_rng_state(gen) if gen_state is None else gen_state,
+                    "torch_global": global_states if rt.is_distributed else global_states[0],
+                },
+            }
+            save_checkpoint(ckpt_path, payload, metadata=checkpoint_metadata(config))
+            write_metrics(run_dir, metrics)
+        barrier()
 
+    world = (rt.rank, rt.world_size)
     for pi in range(phase_index, len(config.phases)):
         phase: PhaseConfig = config.phases[pi]
         sub = phase_space(space, phase)
-        if opt_state is None and phase.sort_channels:
+        if opt_state is None and phase.sort_channels and not (pi == phase_index and step0):
             sort_channels(model)
         if phase.distill and teacher is None and config.teacher == "frozen":
             teacher = _teacher(model)
@@ -193,40 +274,26 @@ def train(
             optimizer.load_state_dict(opt_state)
             opt_state = None
         loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=config.augment,
-                             generator=gen, drop_last=True,
+                             generator=gen, drop_last=True, shard=world,
                              limit=phase.train_limit or config.train_limit)  # fmt: skip
         total = phase.epochs * len(loader)
         warmup = round(phase.warmup_epochs * len(loader))
         for epoch in range(epoch0 if pi == phase_index else 0, phase.epochs):
+            start_step = step0 if (pi, epoch) == (phase_index, epoch0) else 0
+            if not start_step:
+                done = {"loss_sum": 0.0, "seconds": 0.0}
             reporter.on_epoch_start(phase.name, epoch, phase.epochs, len(loader))
-            model.train()
-            start, loss_sum = time.perf_counter(), 0.0
-            for step, (x, y) in enumerate(loader):
+            net.train()
+            start, gen_state = time.perf_counter(), torch_rng_state(gen)
+            for step, (x, y) in enumerate(loader.iterate(start_step), start=start_step):
                 lr = lr_at(epoch * len(loader) + step, total, phase.lr, warmup)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 resolution = int(np_rng.choice(sub.resolutions))
                 x = resize(x, resolution).to(rt.device, memory_format=fmt)
-                y = y.to(rt.device)
-                soft = None
-                if phase.distill and teacher is not None:
-                    with torch.no_grad(), rt.autocast():
-                        soft = F.softmax(teacher(x).float(), dim=1)
-                optimizer.zero_grad(set_to_none=True)
-                step_loss = 0.0
-                fixed = [sub.largest(), sub.smallest()] if phase.sandwich else []
-                for i in range(phase.subnets_per_step):
-                    arch = fixed[i] if i < len(fixed) else sub.sample(np_rng)
-                    model.set_active(replace(arch, resolution=resolution))
-                    with rt.autocast():
-                        logits = model(x).float()
-                    loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-                    if soft is not None:
-                        loss = loss + config.kd_ratio * soft_target_cross_entropy(logits, soft)
-                    elif phase.distill and config.teacher == "inplace":  # i == 0: the largest
-                        soft = F.softmax(logits.detach(), dim=1)
-                    scaler.scale(loss).backward()
-                    step_loss += loss.item() / phase.subnets_per_step
+                step_loss = _step(net, model, teacher, phase, sub, config, rt, scaler, optimizer,
+                                  x, y.to(rt.device), resolution, np_rng)  # fmt: skip
+                step_loss, stop_flag = all_reduce_mean([step_loss, float(stop.requested)], rt)
                 if not math.isfinite(step_loss):
                     raise SupernetError(
                         f"non-finite loss {step_loss} in phase {phase.name!r}, epoch {epoch + 1}, "
@@ -234,22 +301,83 @@ def train(
                     )
                 scaler.step(optimizer)
                 scaler.update()
-                loss_sum += step_loss
+                done["loss_sum"] += step_loss
+                every = config.checkpoint_every
+                if step + 1 < len(loader) and (stop_flag or (every and (step + 1) % every == 0)):
+                    done["seconds"] += time.perf_counter() - start
+                    start = time.perf_counter()
+                    save(pi, epoch, optimizer, step=step + 1, gen_state=gen_state)
+                    if stop_flag:
+                        raise TrainingInterrupted(
+                            f"stopped in phase {phase.name!r}, epoch {epoch + 1}, step {step + 1}; "
+                            f"checkpoint written to {ckpt_path}; continue with --resume"
+                        )
                 reporter.on_step(step_loss, lr)
+            done["seconds"] += time.perf_counter() - start
             row: dict[str, Any] = {
                 "phase": phase.name,
                 "epoch": epoch + 1,
-                "train_loss": round(loss_sum / max(len(loader), 1), 5),
+                "train_loss": round(done["loss_sum"] / max(len(loader), 1), 5),
                 "lr_end": lr_at(min((epoch + 1) * len(loader), total) - 1, total, phase.lr, warmup),
-                "train_seconds": round(time.perf_counter() - start, 2),
+                "train_seconds": round(done["seconds"], 2),
             }
-            for label, cfg in (("largest", sub.largest()), ("smallest", sub.smallest())):
-                score, _ = evaluate_subnet(model, cfg, calib=calib, data=val, device=rt.device,
-                                           channels_last=config.channels_last)  # fmt: skip
-                row[f"val_acc_{label}"] = round(score.accuracy, 3)
+            extremes = [("largest", sub.largest()), ("smallest", sub.smallest())]
+            scores = shard_map(lambda item: evaluate_subnet(  # split across ranks
+                model, item[1], calib=calib, data=val, device=rt.device,
+                channels_last=config.channels_last)[0].accuracy, extremes)  # fmt: skip
+            for (label, _), score in zip(extremes, scores, strict=True):
+                row[f"val_acc_{label}"] = round(score, 3)
             metrics.append(row)
             last = epoch + 1 == phase.epochs
             save(pi + 1 if last else pi, 0 if last else epoch + 1, None if last else optimizer)
             reporter.on_epoch_end(row)
+            if stop.requested or all_reduce_mean([float(stop.requested)], rt)[0]:
+                raise TrainingInterrupted(
+                    f"stopped after phase {phase.name!r}, epoch {epoch + 1}; checkpoint written "
+                    f"to {ckpt_path}; continue with --resume"
+                )
     model.set_active(space.largest())
     return TrainResult(run_dir, metrics, model)
+
+
+def _step(
+    net: nn.Module,
+    model: OFAMobileNetV3,
+    teacher: nn.Module | None,
+    phase: PhaseConfig,
+    sub: SearchSpace,
+    config: TrainConfig,
+    rt: Runtime,
+    scaler: torch.amp.GradScaler,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    resolution: int,
+    np_rng: np.random.Generator,
+) -> float:
+    """One progressive-shrinking step's forward/backward passes (gradients accumulated over the
+    sampled subnets; under DDP they are averaged across ranks in the last backward pass).
+    Returns the step's mean loss over the subnets."""
+    soft = None
+    if phase.distill and teacher is not None:
+        with torch.no_grad(), rt.autocast():
+            soft = F.softmax(teacher(x).float(), dim=1)
+    optimizer.zero_grad(set_to_none=True)
+    step_loss = 0.0
+    fixed = [sub.largest(), sub.smallest()] if phase.sandwich else []
+    for i in range(phase.subnets_per_step):
+        arch = fixed[i] if i < len(fixed) else sub.sample(np_rng)
+        model.set_active(replace(arch, resolution=resolution))
+        last = i + 1 == phase.subnets_per_step
+        sync = contextlib.nullcontext() if last or net is model else net.no_sync()  # type: ignore[operator]
+        with sync:
+            with rt.autocast():
+                logits = net(x).float()
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            if soft is not None:
+                loss = loss + config.kd_ratio * soft_target_cross_entropy(logits, soft)
+            elif phase.distill and config.teacher == "inplace":  # i == 0: the largest
+                soft = F.softmax(logits.detach(), dim=1)
+            scaler.scale(loss).backward()
+        step_loss += loss.item() / phase.subnets_per_step
+    return step_loss
