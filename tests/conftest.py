@@ -22,27 +22,38 @@ TINY_PHASES = [
 ]  # fmt: skip
 
 
+def make_tiny_config(**overrides):
+    """A progressive-shrinking config on scikit-learn digits that trains in a few seconds."""
+    data = {
+        "preset": "test-tiny",
+        "space": "mbv3-tiny",
+        "dataset": "digits",
+        "batch_size": 32,
+        "train_limit": 96,
+        "val_limit": 64,
+        "bn_calib_images": 64,
+        "eval_batch_size": 64,
+        "device": "cpu",
+        "phases": [dict(p) for p in TINY_PHASES],
+    }
+    data.update(overrides)
+    return load_config(overrides=data)
+
+
 @pytest.fixture
 def tiny_config():
-    """A progressive-shrinking config on scikit-learn digits that trains in a few seconds."""
+    """:func:`make_tiny_config` as a fixture."""
+    return make_tiny_config
 
-    def make(**overrides):
-        data = {
-            "preset": "test-tiny",
-            "space": "mbv3-tiny",
-            "dataset": "digits",
-            "batch_size": 32,
-            "train_limit": 96,
-            "val_limit": 64,
-            "bn_calib_images": 64,
-            "eval_batch_size": 64,
-            "device": "cpu",
-            "phases": [dict(p) for p in TINY_PHASES],
-        }
-        data.update(overrides)
-        return load_config(overrides=data)
 
-    return make
+@pytest.fixture(scope="session")
+def tiny_reference_run(tmp_path_factory):
+    """An uninterrupted run of ``make_tiny_config()`` (2 threads): (run_dir, final state_dict).
+
+    ``checkpoint_every`` does not change the weights, so crash tests compare against this run."""
+    torch.set_num_threads(2)
+    run_dir = tmp_path_factory.mktemp("tiny-reference") / "run"
+    return run_dir, train(make_tiny_config(), run_dir).supernet.state_dict()
 
 
 # Enough progressive shrinking on scikit-learn digits that every elastic dimension is trained;

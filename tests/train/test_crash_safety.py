@@ -54,9 +54,10 @@ def _raise():
 
 
 @pytest.mark.parametrize("crash_at_step", [2, 5, 11])
-def test_mid_epoch_checkpoints_resume_exactly(tmp_path, tiny_config, crash_at_step):
+def test_mid_epoch_checkpoints_resume_exactly(tmp_path, tiny_config, tiny_reference_run,
+                                              crash_at_step):  # fmt: skip
     cfg = tiny_config(checkpoint_every=2)
-    reference = train(cfg, tmp_path / "a").supernet.state_dict()
+    reference_dir, reference = tiny_reference_run
     with pytest.raises(_Crash):
         train(cfg, tmp_path / "b", reporter=_AtStep(crash_at_step, _raise))
     payload, _ = load_checkpoint(tmp_path / "b" / CHECKPOINT)
@@ -65,12 +66,12 @@ def test_mid_epoch_checkpoints_resume_exactly(tmp_path, tiny_config, crash_at_st
     assert crash_at_step - 2 <= done <= crash_at_step
     resumed = train(cfg, tmp_path / "b", resume=True).supernet.state_dict()
     _assert_same_weights(reference, resumed)
-    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    assert _rows(reference_dir) == _rows(tmp_path / "b")
 
 
-def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_config):
+def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_config, tiny_reference_run):
     cfg = tiny_config()
-    reference = train(cfg, tmp_path / "a").supernet.state_dict()
+    _, reference = tiny_reference_run
     # the signal arrives after step 4 (epoch 2, step 1) is reported: step 5 is the one in progress
     interrupt = _AtStep(4, lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(TrainingInterrupted, match=r"phase 'full', epoch 2, step 2; checkpoint"):

@@ -4,11 +4,13 @@ library errors into messages and exit codes."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from supernet import __version__
@@ -18,6 +20,8 @@ from supernet.cli.cost import cost
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
 from supernet.cli.specialize import search, specialize
+from supernet.cli.transfer import transfer
+from supernet.errors import ConfigError
 from supernet.space import describe, get_space, list_spaces
 
 app = typer.Typer(
@@ -73,18 +77,35 @@ def train(
     device: Annotated[
         str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps (default: the config's).")
     ] = None,
+    norm: Annotated[
+        str | None,
+        typer.Option(help="bn (batch norm) or gn (group norm + weight standardization, TinyTL)."),
+    ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Launch N data-parallel processes with torchrun (DDP; gloo on CPU, nccl on CUDA).",
+        ),
+    ] = None,
 ) -> None:
     """Train a supernet by progressive shrinking (Once-for-All, arXiv 1908.09791).
 
     Phases: full network, elastic kernel, elastic depth, elastic expand ratio; elastic resolution
     throughout; knowledge distillation from the full network. A checkpoint is written after every
-    epoch; --resume continues exactly where the run stopped.
+    epoch (and every checkpoint_every steps); --resume continues exactly where the run stopped.
+    Ctrl-C stops after the current step with a checkpoint written. Several processes:
+    `torchrun --nproc_per_node N -m supernet train ...` or `--nproc N`.
     """
     from supernet.cli.progress import RichReporter
     from supernet.train import load_config, parse_overrides, read_run_config
     from supernet.train import train as run_training
+    from supernet.train.distributed import launch_torchrun
 
+    main_rank = os.environ.get("RANK", "0") == "0"
     overrides = parse_overrides(set_ or [])
+    if norm is not None:
+        overrides["norm"] = norm
     if device is not None:
         overrides["device"] = device
     if preset is None and config is None:
@@ -94,9 +115,26 @@ def train(
         cfg = load_config(overrides={**saved, **overrides})
     else:
         cfg = load_config(preset, path=config, overrides=overrides)
+    if nproc is not None:  # validated above; torchrun starts this command N times
+        if cfg.batch_size % nproc:
+            raise ConfigError(
+                f"batch_size = {cfg.batch_size} is not divisible by --nproc {nproc}; the global "
+                "batch is split evenly across processes"
+            )
+        argv = ["train", *_opt("--preset", preset), *_opt("--config", config),
+                *_opt("--run-dir", run_dir), *_opt("--device", device), *_opt("--norm", norm),
+                *[a for item in set_ or [] for a in ("--set", item)],
+                *(["--resume"] if resume else []), *(["--force"] if force else [])]  # fmt: skip
+        code = launch_torchrun(nproc, argv)
+        if code:
+            raise typer.Exit(code)
+        return
     run_dir = run_dir or Path("runs") / cfg.preset
-    console.print(f"training preset [bold]{cfg.preset}[/bold] ({cfg.space} on {cfg.dataset}) "
-                  f"into {run_dir}")  # fmt: skip
+    if not main_rank:  # torchrun: rank 0 alone prints and shows progress
+        run_training(cfg, run_dir, resume=resume, force=force)
+        return
+    console.print(f"training preset [bold]{escape(cfg.preset)}[/bold] ({cfg.space} on "
+                  f"{cfg.dataset}) into {escape(str(run_dir))}")  # fmt: skip
     start = time.perf_counter()
     with RichReporter(console) as reporter:
         result = run_training(cfg, run_dir, resume=resume, force=force, reporter=reporter)
@@ -104,6 +142,10 @@ def train(
         f"done in {time.perf_counter() - start:.0f} s; checkpoint and metrics.csv in "
         f"{result.run_dir}"
     )
+
+
+def _opt(name: str, value: object) -> list[str]:
+    return [] if value is None else [name, str(value)]
 
 
 @app.command("eval")
@@ -121,14 +163,14 @@ def eval_(
     from supernet.report import evaluate_run
 
     result = evaluate_run(run_dir, split=split, device=device)
-    table = Table(title=f"{run_dir} — {split} split ({result.progress})")
+    table = Table(title=f"{escape(str(run_dir))} — {split} split ({result.progress})")
     for col in ("subnet", "config", "MACs (M)", "params (M)", "top-1 (%)"):
         table.add_column(col, justify="left" if col in ("subnet", "config") else "right")
     for r in result.rows:
         table.add_row(r.name, describe(r.config), f"{r.macs / 1e6:.2f}", f"{r.params / 1e6:.3f}",
                       f"{r.accuracy:.2f}")  # fmt: skip
     console.print(table)
-    console.print(f"saved {run_dir / 'eval.csv'} and {run_dir / 'eval.md'}")
+    console.print(f"saved {run_dir / 'eval.csv'} and {run_dir / 'eval.md'}", markup=False)
 
 
 @app.command()
@@ -157,6 +199,7 @@ app.add_typer(latency_app, name="latency")
 app.add_typer(predict_app, name="predict")
 app.command()(search)
 app.command()(specialize)
+app.command()(transfer)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -125,6 +126,9 @@ def wrap_ddp(model: nn.Module, rt: Runtime) -> nn.Module:
     """
     if not rt.is_distributed:
         return model
+    # channels_last inputs give channels_last gradients of 1x1 convs while DDP's buckets follow
+    # the (contiguous) parameters: DDP copies them, correctly; its warning would only be noise.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     device_ids = [rt.device.index] if rt.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(
         model, device_ids=device_ids, find_unused_parameters=True
