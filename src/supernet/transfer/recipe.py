@@ -27,7 +27,7 @@ from supernet.data import BatchLoader, DatasetSplits, random_crop, resize
 from supernet.errors import ConfigError
 from supernet.runtime import make_generators
 from supernet.train import accuracy
-from supernet.transfer.methods import METHODS, check_method
+from supernet.transfer.methods import check_method
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -113,8 +113,7 @@ class TransferConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            check_method(self.method)
+        check_method(self.method)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
