@@ -331,7 +331,7 @@ def _train(
             last = epoch + 1 == phase.epochs
             save(pi + 1 if last else pi, 0 if last else epoch + 1, None if last else optimizer)
             reporter.on_epoch_end(row)
-            if stop.requested or all_reduce_mean([float(stop.requested)], rt)[0]:
+            if all_reduce_mean([float(stop.requested)], rt)[0]:  # every rank: a collective
                 raise TrainingInterrupted(
                     f"stopped after phase {phase.name!r}, epoch {epoch + 1}; checkpoint written "
                     f"to {ckpt_path}; continue with --resume"
