@@ -66,21 +66,14 @@ TRAINED_RUN_PHASES = [
 
 
 def tiny_run_config(**overrides):
-    data = {
+    return make_tiny_config(**{
         "preset": "test-trained-run",
-        "space": "mbv3-tiny",
-        "dataset": "digits",
-        "batch_size": 32,
         "train_limit": 64,
-        "val_limit": 64,
-        "bn_calib_images": 64,
         "eval_batch_size": 100,
-        "device": "cpu",
         "threads": 1,  # the training fixture only; each test then runs with conftest's 2 threads
         "phases": [dict(p) for p in TRAINED_RUN_PHASES],
-    }
-    data.update(overrides)
-    return load_config(overrides=data)
+        **overrides,
+    })  # fmt: skip
 
 
 @pytest.fixture(scope="session")

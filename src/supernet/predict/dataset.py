@@ -409,7 +409,7 @@ def _collect(
         score = _SubnetScorer(run.supernet, calib, val, run.device, config.channels_last)
         if progress is not None:
             progress(len(rows), len(configs), f"{len(rows)} subnets in {path.name}")
-        written, world = len(rows), max(world_size(), 1)
+        written, world = len(rows), world_size()
         try:  # under torchrun each rank measures one subnet of every chunk of `world`
             for i in range(len(rows), len(configs), world):
                 start = time.perf_counter()

@@ -32,7 +32,6 @@ from supernet.runtime import Runtime
 
 __all__ = [
     "all_gather_objects",
-    "all_reduce_max",
     "all_reduce_mean",
     "barrier",
     "distributed_session",
@@ -133,15 +132,6 @@ def wrap_ddp(model: nn.Module, rt: Runtime) -> nn.Module:
     return nn.parallel.DistributedDataParallel(
         model, device_ids=device_ids, find_unused_parameters=True
     )
-
-
-def all_reduce_max(values: list[float], rt: Runtime) -> list[float]:
-    """Element-wise maximum of ``values`` over ranks (used to agree on stop flags and losses)."""
-    if not rt.is_distributed or not _active():
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.tolist()
 
 
 def all_reduce_mean(values: list[float], rt: Runtime) -> list[float]:
