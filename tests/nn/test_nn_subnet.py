@@ -233,3 +233,51 @@ def test_static_block_param_count_by_hand():
     assert n_params(model.blocks[4].to_static(3, 3)) == 16 * 48 + 48 * 9 + se + 48 * 24 + 2 * (
         48 + 48 + 24
     )
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_repeated_extraction_tracks_the_supernet_and_shares_nothing(training):
+    """Block skeletons are reused across extractions: every extraction must still hold real
+    (not meta) copies of the supernet's current weights, in the supernet's mode."""
+    model = create_supernet("mbv3-tiny").train(training)
+    config = model.space.sample(np.random.default_rng(5))
+    first = model.get_subnet(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.25)
+    second = model.get_subnet(config)
+    for sub in (first, second):
+        tensors = [*sub.parameters(), *sub.buffers()]
+        assert not any(t.is_meta for t in tensors)
+        assert all(m.training == training for m in sub.modules())
+    fresh = create_supernet("mbv3-tiny").train(training)  # no cached skeletons or kernels
+    fresh.load_state_dict(model.state_dict())
+    expected = fresh.get_subnet(config).state_dict()
+    for (name, a), (_, b) in zip(first.named_parameters(), second.named_parameters(), strict=True):
+        assert a.data_ptr() != b.data_ptr(), name
+        assert not torch.equal(a, b), name  # the second extraction saw the update
+    for name, value in second.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
+    # A hook on one extraction's module is not seen by another's.
+    calls = []
+    first.blocks[1].depthwise[0].register_forward_hook(lambda *a: calls.append(1))
+    second.eval()(torch.randn(1, 1, 28, 28))
+    assert calls == []
+
+
+def test_clone_module_copies_tensors_and_containers():
+    from supernet.nn.elastic import clone_module
+
+    src = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    src.register_buffer("scale", torch.ones(2))
+    copy = clone_module(src, training=True)
+    assert type(copy) is nn.Sequential and [type(m) for m in copy] == [type(m) for m in src]
+    assert copy.training and all(m.training for m in copy) and not src.training
+    for (name, a), (_, b) in zip(src.state_dict().items(), copy.state_dict().items(), strict=True):
+        torch.testing.assert_close(b, a, msg=name)
+        assert a.data_ptr() != b.data_ptr() or a.numel() == 0, name
+    assert isinstance(copy[0].weight, nn.Parameter) and copy[0].weight.requires_grad
+    copy[0].register_forward_hook(lambda *a: None)
+    assert not src[0]._forward_hooks
+    copy.add_module("extra", nn.Identity())
+    assert "extra" not in src._modules

@@ -20,8 +20,6 @@ through ``.data`` bypasses the version counter — call :meth:`clear_cache` afte
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -334,6 +332,8 @@ class ElasticMBConv(nn.Module):
         self.use_residual = stride == 1 and in_channels == out_channels
         self.active_kernel_size = max(kernel_sizes)
         self.active_expand_ratio = max(expand_ratios)
+        # Static MBConv skeletons on the meta device for to_static (a plain dict: not submodules).
+        self._static_prototypes: dict[tuple[int, int], MBConv] = {}
 
     def mid_channels(self, expand_ratio: float) -> int:
         """Hidden width for an expand ratio (see :func:`mbconv_mid_channels`)."""
@@ -354,52 +354,106 @@ class ElasticMBConv(nn.Module):
         and norm parameters (and BN statistics)."""
         mid = self.mid_channels(expand_ratio)
         se_mid = ElasticSqueezeExcite.mid_channels(mid) if self.se is not None else None
-        block = MBConv(
-            self.in_channels,
-            self.out_channels,
-            kernel_size=kernel_size,
-            stride=self.stride,
-            mid_channels=mid,
-            act=self.act_name,
-            se_mid_channels=se_mid,
-            norm=self.norm,
-        )
+        key = (kernel_size, expand_ratio)
+        prototype = self._static_prototypes.get(key)
+        if prototype is None:  # built once per (kernel size, expand ratio), without storage
+            with torch.device("meta"):
+                prototype = MBConv(
+                    self.in_channels,
+                    self.out_channels,
+                    kernel_size=kernel_size,
+                    stride=self.stride,
+                    mid_channels=mid,
+                    act=self.act_name,
+                    se_mid_channels=se_mid,
+                    norm=self.norm,
+                )
+            self._static_prototypes[key] = prototype
+        # Every parameter and buffer the clone shares with the meta prototype is replaced below.
+        block = clone_module(prototype, copy_tensors=False, training=self.training)
         assert isinstance(block.expand, ConvBNAct)
-        _copy_conv(block.expand[0], self.expand_conv.sliced(self.in_channels, mid))
-        _copy_norm(block.expand[1], self.expand_bn, mid)
-        block.depthwise[0].weight.copy_(self.depthwise_conv.kernel(kernel_size)[:mid])
-        _copy_norm(block.depthwise[1], self.depthwise_bn, mid)
+        _set_conv(block.expand[0], self.expand_conv.sliced(self.in_channels, mid))
+        _set_norm(block.expand[1], self.expand_bn, mid)
+        _set_conv(block.depthwise[0], (self.depthwise_conv.kernel(kernel_size)[:mid], None))
+        _set_norm(block.depthwise[1], self.depthwise_bn, mid)
         if self.se is not None:
             assert isinstance(block.se, SqueezeExcite) and se_mid is not None
-            _copy_conv(block.se.reduce, self.se.reduce.sliced(mid, se_mid))
-            _copy_conv(block.se.expand, self.se.expand.sliced(se_mid, mid))
-        _copy_conv(block.project[0], self.project_conv.sliced(mid, self.out_channels))
-        _copy_norm(block.project[1], self.project_bn, self.out_channels)
-        return block.to(self.project_conv.weight.device)
+            _set_conv(block.se.reduce, self.se.reduce.sliced(mid, se_mid))
+            _set_conv(block.se.expand, self.se.expand.sliced(se_mid, mid))
+        _set_conv(block.project[0], self.project_conv.sliced(mid, self.out_channels))
+        _set_norm(block.project[1], self.project_bn, self.out_channels)
+        return block
 
 
-def _copy_conv(conv: nn.Conv2d, sliced: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+def _copy(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone(memory_format=torch.contiguous_format)
+
+
+# The setters below write into the skeleton's parameter and buffer dicts, whose keys the
+# prototype already holds, instead of going through ``Module.__setattr__`` (its checks cost more
+# than the copies for the small layers of a subnet).
+
+
+def _set_conv(conv: nn.Conv2d, sliced: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+    """Give a skeleton static conv copies of an active weight and bias."""
     weight, bias = sliced
-    conv.weight.copy_(weight)
+    assert conv.weight.shape == weight.shape, (conv.weight.shape, weight.shape)
+    conv._parameters["weight"] = nn.Parameter(_copy(weight))
     if bias is not None:
         assert conv.bias is not None
-        conv.bias.copy_(bias)
+        conv._parameters["bias"] = nn.Parameter(_copy(bias))
 
 
-def _copy_norm(norm: nn.Module, src: nn.Module, channels: int) -> None:
-    """Copy the first ``channels`` of an elastic batch or group norm into a static one."""
-    norm.weight.copy_(src.weight[:channels])
-    norm.bias.copy_(src.bias[:channels])
-    norm.eps = src.eps
+def _set_norm(norm: nn.Module, src: nn.Module, channels: int) -> None:
+    """Give a skeleton static batch or group norm copies of the first ``channels`` of an elastic
+    one (affine parameters, and for batch norm the running statistics)."""
+    params = norm._parameters
+    params["weight"] = nn.Parameter(_copy(src.weight[:channels]))
+    params["bias"] = nn.Parameter(_copy(src.bias[:channels]))
+    if norm.eps != src.eps:
+        norm.eps = src.eps
     if isinstance(norm, nn.GroupNorm):
         assert norm.num_groups == group_norm_groups(channels)
         return
-    norm.running_mean.copy_(src.running_mean[:channels])
-    norm.running_var.copy_(src.running_var[:channels])
-    norm.num_batches_tracked.copy_(src.num_batches_tracked)
-    norm.momentum = src.momentum
+    buffers = norm._buffers
+    buffers["running_mean"] = _copy(src.running_mean[:channels])
+    buffers["running_var"] = _copy(src.running_var[:channels])
+    buffers["num_batches_tracked"] = _copy(src.num_batches_tracked)
+    if norm.momentum != src.momentum:
+        norm.momentum = src.momentum
 
 
-def clone_static(module: nn.Module) -> nn.Module:
-    """A deep copy of a static (non-elastic) module, used for the fixed layers of a subnet."""
-    return copy.deepcopy(module)
+def clone_module(
+    module: nn.Module, *, copy_tensors: bool = True, training: bool | None = None
+) -> nn.Module:
+    """A copy of a static module tree: the same classes and attributes, each parameter and buffer
+    cloned (``copy_tensors=True``) or shared (``False``, for skeletons whose tensors the caller
+    replaces), every module's ``training`` set to ``training`` (default: kept).
+
+    Written here instead of ``copy.deepcopy`` or the modules' constructors: subnet extraction
+    builds a few hundred modules, and profiling ``get_subnet`` on ``ofa-mbv3`` showed the
+    constructors' random weight init and deepcopy's generic recursion taking most of its time.
+    Only the module's own containers are copied (parameters, buffers, submodules, hook and
+    attribute dicts/sets); other attribute values are shared, as plain configuration.
+    """
+    new = object.__new__(type(module))
+    state = module.__dict__.copy()
+    for key, value in state.items():
+        if isinstance(value, (dict, set, list)):
+            state[key] = value.copy()
+    params, buffers = state["_parameters"], state["_buffers"]
+    if copy_tensors:
+        for name, p in params.items():
+            if p is not None:
+                params[name] = nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+        for name, b in buffers.items():
+            if b is not None:
+                buffers[name] = b.clone()
+    children = state["_modules"]
+    for name, child in children.items():
+        if child is not None:
+            children[name] = clone_module(child, copy_tensors=copy_tensors, training=training)
+    if training is not None:
+        state["training"] = training
+    new.__dict__.update(state)
+    return new

@@ -8,14 +8,12 @@ Reference: Once-for-All (Cai, Gan, Wang, Zhang, Han; ICLR'20; arXiv 1908.09791),
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from supernet.errors import ConfigError
 from supernet.nn.blocks import NORMS, ConvBNAct, MBConv, MobileNetV3, make_activation
-from supernet.nn.elastic import ElasticMBConv
+from supernet.nn.elastic import ElasticMBConv, clone_module
 from supernet.space import ArchConfig, SearchSpace
 
 __all__ = ["OFAMobileNetV3", "build_ofa_mbv3"]
@@ -176,20 +174,23 @@ class OFAMobileNetV3(nn.Module):
             ConfigError: when ``config`` is not valid in this supernet's space.
         """
         config = self.active_config if config is None else config.validate(self.space)
-        blocks: list[nn.Module] = [copy.deepcopy(self.first_block)]
+        mode = self.training
+        blocks: list[nn.Module] = [clone_module(self.first_block, training=mode)]
         for i in config.active_blocks(self.space.stage_max_depths):
             block = self.blocks[i]
             blocks.append(block.to_static(config.kernel_size[i], config.expand_ratio[i]))
         subnet = MobileNetV3(
-            copy.deepcopy(self.stem),
+            clone_module(self.stem, training=mode),
             blocks,
-            copy.deepcopy(self.final_expand),
-            copy.deepcopy(self.feature_mix),
-            copy.deepcopy(self.classifier),
+            clone_module(self.final_expand, training=mode),
+            clone_module(self.feature_mix, training=mode),
+            clone_module(self.classifier, training=mode),
             dropout=self.dropout.p,
             config=config,
         )
-        return subnet.train(self.training)
+        for m in (subnet, subnet.blocks, subnet.dropout):  # the rest is cloned in `mode`
+            m.training = mode
+        return subnet
 
 
 def build_ofa_mbv3(
