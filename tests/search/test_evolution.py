@@ -169,3 +169,19 @@ def test_nan_scores_rank_last(tiny):
 
     result = evolutionary_search(tiny, score, [], EvolutionConfig(generations=5))
     assert result.best.resolution == sorted(tiny.resolutions)[-2]
+
+
+def test_ties_go_to_children_so_neutral_mutations_drift(tiny):
+    """With equal scores the newest candidates rank first (the reference's reversed sort does
+    the same): a flat score must not freeze the search on the first initial subnet, which is
+    what keeping parents ahead of equal children did."""
+
+    def flat(batch: ConfigBatch) -> np.ndarray:
+        return np.zeros(len(batch))
+
+    initial = evolutionary_search(tiny, flat, [], EvolutionConfig(population=20, generations=0))
+    later = evolutionary_search(tiny, flat, [], EvolutionConfig(population=20, generations=3))
+    assert initial.best == initial.population.to_configs()[0]
+    assert later.best != initial.best
+    # The returned population lists the last children (20) ahead of their parents (5).
+    assert len(later.population) == 25

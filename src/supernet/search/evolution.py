@@ -276,8 +276,12 @@ def evolutionary_search(
         children = sampler.children(parents, n_mutations, config.population - n_mutations)
         child_scores = score_batch(score_fn, children)
         scored += len(children)
-        population = ConfigBatch.concat([parents, children])
-        scores = np.concatenate([parent_scores, child_scores])
+        # Children first: the stable sort above then ranks a child ahead of a parent with the
+        # same score, as the reference's reversed sort does. Equal scores are common (a mutation
+        # in a slot its depth leaves inactive changes nothing), and letting such neutral children
+        # replace their parents keeps the population drifting instead of freezing on early bests.
+        population = ConfigBatch.concat([children, parents])
+        scores = np.concatenate([child_scores, parent_scores])
         history.append(max(history[-1], float(child_scores.max(initial=-np.inf))))
         if progress is not None:
             progress(generation + 1, config.generations, f"best {history[-1]:.4g}")
