@@ -46,3 +46,8 @@ lint:
 
 test: setup lint
 	$(PYTHON) -m pytest -q
+
+# `make bench`: supernet side by side with the Once-for-All reference (runs it when
+# `pip install ofa tqdm` has been done; installs nothing itself), written to benches/RESULTS.md.
+bench:
+	$(PYTHON) -m benches

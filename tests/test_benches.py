@@ -1,5 +1,12 @@
 """The benches run on a tiny setting so they cannot rot; no timing is asserted."""
 
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from benches.__main__ import main as bench_main
+from benches.side_by_side import Row
 from benches.train_step import train_step_throughput
 
 
@@ -25,3 +32,78 @@ def test_search_bench_reports_rates_and_ratio():
         assert r["candidates_scored"] == 10 + 2 * 10
         assert r["best_macs"] <= r["macs_limit"]
         assert r["candidates_per_s"] > 0 and r["baseline_candidates_per_s"] > 0 and r["speedup"] > 0
+
+
+# --- python -m benches: supernet side by side with the Once-for-All reference -----------------
+
+HAS_REFERENCE = importlib.util.find_spec("ofa") is not None and (
+    importlib.util.find_spec("tqdm") is not None
+)
+needs_reference = pytest.mark.skipif(not HAS_REFERENCE, reason="pip install ofa tqdm")
+
+GROUPS = ("supernet forward", "training step", "subnet sampling + extraction",
+          "evolutionary search", "MACs counting", "exported subnet")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reference", [False, pytest.param(True, marks=needs_reference)])
+def test_bench_runs_every_metric_and_writes_the_table(tmp_path, capsys, reference):
+    out = tmp_path / "RESULTS.md"
+    args = ["--tiny-settings", "--threads", "1", "--out", str(out)]
+    assert bench_main(args if reference else [*args, "--no-reference"]) == 0
+    text = out.read_text()
+    for group in GROUPS:
+        assert group in text, group
+    assert "torch:" in text and "cpu:" in text and "--tiny-settings" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "**" not in line]
+    with_reference = [line for line in rows if "(ofa)" in line]
+    # forward (2), training step, extraction, search (3), MACs: every ofa-mbv3 metric compared.
+    assert len(with_reference) == (8 if reference else 0)
+    assert sum("(eager)" in line for line in rows) == 2  # onnxruntime vs eager, ours alone
+    assert "stubbed" in capsys.readouterr().out or not reference
+
+
+def test_ratio_reads_as_how_many_times_better():
+    assert Row("g", "m", "ms", ours=2.0, reference=6.0).ratio == 3.0
+    assert Row("g", "m", "img/s", ours=6.0, reference=2.0, higher_is_better=True).ratio == 3.0
+    assert Row("g", "m", "ms", ours=2.0).ratio is None
+    assert Row("g", "m", "score", ours=-1.0, reference=1.0, difference=True).ratio is None
+
+
+@needs_reference
+def test_reference_network_has_our_subnets_weights_shapes():
+    from benches.reference import load_reference, reference_network
+
+    from supernet.nn import create_supernet
+    from supernet.space import get_space
+
+    space, ref = get_space("ofa-mbv3"), load_reference()
+    ours, theirs = create_supernet(space), reference_network(ref)
+    for config in (space.largest(), space.smallest(), space.middle()):
+        theirs.set_active_subnet(ks=list(config.kernel_size), e=list(config.expand_ratio),
+                                 d=list(config.depth))  # fmt: skip
+        n_theirs = sum(p.numel() for p in theirs.get_active_subnet().parameters())
+        assert sum(p.numel() for p in ours.get_subnet(config).parameters()) == n_theirs
+
+
+@needs_reference
+def test_both_sides_score_and_cost_every_config_alike():
+    from benches.reference import load_reference, reference_arch, reference_network
+    from benches.side_by_side import predictor_like_reference, reference_predictor
+
+    from supernet.cost import macs
+    from supernet.space import get_space
+
+    space, ref = get_space("ofa-mbv3"), load_reference()
+    theirs = reference_predictor(ref, space)
+    ours = predictor_like_reference(theirs, space)
+    rng = np.random.default_rng(3)
+    configs = [space.sample(rng) for _ in range(40)] + [space.largest(), space.smallest()]
+    with torch.no_grad():
+        expected = theirs.predict_acc([reference_arch(c) for c in configs]).double().numpy()
+    np.testing.assert_allclose(ours.predict_accuracy(configs), expected, rtol=0, atol=1e-6)
+    flops = ref.efficiency.Mbv3FLOPsModel(reference_network(ref))
+    # The search constraint means the same on both sides: the reference's "MFLOPs" are our MACs.
+    np.testing.assert_allclose(
+        macs(configs, space) / 1e6, [flops.get_efficiency(reference_arch(c)) for c in configs],
+        rtol=1e-9)  # fmt: skip
