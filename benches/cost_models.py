@@ -20,19 +20,10 @@ import time
 import numpy as np
 import torch
 
+from benches.timing import median_seconds
 from supernet.cost import cost_table, count_params, measure_macs
 from supernet.nn import create_supernet
 from supernet.space import get_space
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def cost_model_speed(
@@ -46,7 +37,7 @@ def cost_model_speed(
     start = time.perf_counter()
     cost_table(configs, space)
     first_call_s = time.perf_counter() - start
-    analytic_s = _median_seconds(lambda: cost_table(configs, space), repeats)
+    analytic_s = median_seconds(lambda: cost_table(configs, space), repeats)
 
     supernet = create_supernet(space).eval()
     baseline_times = []

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from benches.reference import Reference, reference_arch, reference_network
+from benches.timing import median_seconds
 from supernet.cost import macs, measure_latency
 from supernet.nn import create_supernet
 from supernet.predict import AccuracyPredictor
@@ -99,18 +100,6 @@ class Row:
         if self.higher_is_better:
             return self.ours / self.reference
         return self.reference / self.ours
-
-
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _set_reference(net: Any, config: ArchConfig) -> None:

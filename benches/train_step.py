@@ -7,24 +7,13 @@ kernel-transform cache (baseline: recomputed every call) — ratios measured in 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from benches.timing import median_seconds
 from supernet.nn import ElasticDepthwiseConv2d, create_supernet
 from supernet.space import get_space
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def train_step_throughput(batch_size: int, repeats: int) -> list[tuple[str, float, float]]:
@@ -49,7 +38,7 @@ def train_step_throughput(batch_size: int, repeats: int) -> list[tuple[str, floa
                 loss.backward()
                 opt.step()
 
-            result.append(batch_size / _median_seconds(step, repeats))
+            result.append(batch_size / median_seconds(step, repeats))
         rows.append((name, result[0], result[1]))
     return rows
 
@@ -70,7 +59,7 @@ def kernel_cache_speedup(repeats: int) -> float:
                 m.clear_cache()
         extract()
 
-    return _median_seconds(extract_uncached, repeats) / _median_seconds(extract, repeats)
+    return median_seconds(extract_uncached, repeats) / median_seconds(extract, repeats)
 
 
 def main() -> None:
