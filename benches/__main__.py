@@ -15,14 +15,14 @@ whole bench runs in seconds; the test suite uses it so the bench cannot rot.
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
 from benches.reference import load_reference
 from benches.side_by_side import METRICS, Row, Settings, environment, run_all
+from supernet.checkpoint import write_text_atomic
 
 ONLY_CHOICES = (*METRICS, "onnxruntime")
 
@@ -53,7 +53,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 def write_results(path: Path, rows: list[Row], env: dict[str, str], command: str) -> None:
-    """Write the results markdown atomically (temporary file in the same folder, then rename)."""
+    """Write the results markdown atomically (``supernet.checkpoint.write_text_atomic``)."""
     header = [
         "# supernet vs the Once-for-All reference",
         "",
@@ -66,10 +66,7 @@ def write_results(path: Path, rows: list[Row], env: dict[str, str], command: str
     ]
     text = "\n".join(header) + format_table(rows) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 TINY = Settings(
@@ -122,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.threads < 1:
         parser.error(f"--repeats {args.repeats} and --threads {args.threads} must be >= 1")
     settings = TINY if args.tiny_settings else Settings(repeats=args.repeats)
-    settings = Settings(**{**settings.__dict__, "threads": args.threads, "tiny": not args.no_tiny})
+    settings = dataclasses.replace(settings, threads=args.threads, tiny=not args.no_tiny)
     ref = None if args.no_reference else load_reference()
     if ref is None:
         print(

@@ -121,7 +121,7 @@ def forward_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-mbv3
     space = get_space(space_name)
     torch.manual_seed(0)
     ours = create_supernet(space).eval().to(memory_format=torch.channels_last)
-    theirs = reference_network(ref).eval() if ref is not None and space_name == "ofa-mbv3" else None
+    theirs = None if ref is None else reference_network(ref).eval()
     rows = []
     resolutions = s.resolutions if space_name == "ofa-mbv3" else (space.resolutions[-1],)
     for label, config in (("largest", space.largest()), ("smallest", space.smallest())):
@@ -203,7 +203,7 @@ def train_step_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
             higher_is_better=True,
         )
     ]
-    if ref is None or space_name != "ofa-mbv3":
+    if ref is None:
         return rows
 
     torch.manual_seed(0)
@@ -263,7 +263,7 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
         t_ours * 1e3,
         note=f"ours: first extraction {first * 1e3:.1f} ms",
     )
-    if ref is None or space_name != "ofa-mbv3":
+    if ref is None:
         return [row]
     net = reference_network(ref).eval()
     random.seed(0)
@@ -329,7 +329,6 @@ def search_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-mbv3"
     its input columns permuted to our encoding): medians over ``search_seeds`` seeds of the wall
     time, the candidates scored per second and the best predicted accuracy."""
     space = get_space(space_name)
-    ref = ref if space_name == "ofa-mbv3" else None
     torch.manual_seed(0)
     ref_predictor = reference_predictor(ref, space) if ref is not None else None
     predictor = (
@@ -431,7 +430,7 @@ def macs_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-mbv3") 
     batch = ConfigBatch.from_configs(configs, space)
     t_ours = median_seconds(lambda: macs(batch, space), s.repeats) / s.macs_configs
     row = Row(f"MACs counting ({space_name})", "per config", "µs", t_ours * 1e6)
-    if ref is None or space_name != "ofa-mbv3":
+    if ref is None:
         return [row]
     flops_model = ref.efficiency.Mbv3FLOPsModel(reference_network(ref))
     arches = [reference_arch(c) for c in configs[: s.reference_macs_configs]]
@@ -498,7 +497,10 @@ def run_all(
     log: Callable[[str], None] = print,
 ) -> list[Row]:
     """Every metric (or those in ``only``: names of ``METRICS`` and ``"onnxruntime"``) on
-    ``ofa-mbv3`` (with the reference) and, when ``s.tiny``, on ``mbv3-tiny`` (ours alone)."""
+    ``ofa-mbv3`` (with the reference) and, when ``s.tiny``, on ``mbv3-tiny`` (ours alone).
+
+    Each metric function takes ``(settings, reference, space name)``; the reference network is
+    the ``ofa-mbv3`` space's, so it is passed for that space only and is None for any other."""
     torch.set_num_threads(s.threads)
     rows: list[Row] = []
     for name, fn in METRICS.items():
