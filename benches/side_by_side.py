@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from benches.reference import Reference, reference_arch, reference_network
-from benches.timing import median_seconds
+from benches.timing import interleaved_median_seconds, median_seconds, minor_page_faults
 from supernet.cost import macs, measure_latency
 from supernet.nn import create_supernet
 from supernet.predict import AccuracyPredictor
@@ -116,7 +116,7 @@ def forward_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-mbv3
 
     Ours runs as the library evaluates subnets (channels_last weights and input, inference mode);
     the reference as its code does (contiguous, ``torch.no_grad``). The active config is set once
-    before timing on both sides.
+    before timing on both sides; the two sides' calls alternate.
     """
     space = get_space(space_name)
     torch.manual_seed(0)
@@ -130,13 +130,21 @@ def forward_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-mbv3
                 x = torch.randn(batch, space.input_channels, res, res)
                 x_cl = x.contiguous(memory_format=torch.channels_last)
                 ours.set_active(replace(config, resolution=res))
-                with torch.inference_mode():
-                    t_ours = median_seconds(lambda x_cl=x_cl: ours(x_cl), s.repeats)
-                t_ref = None
-                if theirs is not None:
+
+                def run_ours(x_cl: torch.Tensor = x_cl) -> None:
+                    with torch.inference_mode():
+                        ours(x_cl)
+
+                if theirs is None:
+                    t_ours, t_ref = median_seconds(run_ours, s.repeats), None
+                else:
                     _set_reference(theirs, config)
-                    with torch.no_grad():
-                        t_ref = median_seconds(lambda x=x: theirs(x), s.repeats)
+
+                    def run_theirs(x: torch.Tensor = x) -> None:
+                        with torch.no_grad():
+                            theirs(x)
+
+                    t_ours, t_ref = interleaved_median_seconds([run_ours, run_theirs], s.repeats)
                 rows.append(
                     Row(
                         f"supernet forward ({space_name})",
@@ -164,7 +172,8 @@ def train_step_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     as a plain subnet in eval mode, channels_last). The reference's step is the body of its
     ``progressive_shrinking.train_one_epoch`` (teacher = its extracted full network in train
     mode, as its ``train_ofa_net.py`` sets it, ``cross_entropy_loss_with_soft_target``),
-    run on the same subnets, which need its data loader and run manager only for the batch.
+    run on the same subnets, which need its data loader and run manager only for the batch. The
+    two sides' steps alternate, step i of each training the same subnets.
     """
     space = get_space(space_name)
     res = s.train_resolution if space_name == "ofa-mbv3" else space.resolutions[-1]
@@ -193,18 +202,15 @@ def train_step_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
         )
         opt.step()
 
-    t_ours = median_seconds(ours_step, s.repeats)
-    rows = [
-        Row(
-            f"training step ({space_name})",
-            f"{s.train_subnets} subnets, batch {s.train_batch}, {res}px, KD",
-            "images/s",
-            s.train_batch / t_ours,
-            higher_is_better=True,
-        )
-    ]
+    row = Row(
+        f"training step ({space_name})",
+        f"{s.train_subnets} subnets, batch {s.train_batch}, {res}px, KD",
+        "images/s",
+        0.0,
+        higher_is_better=True,
+    )
     if ref is None:
-        return rows
+        return [replace(row, ours=s.train_batch / median_seconds(ours_step, s.repeats))]
 
     torch.manual_seed(0)
     net = reference_network(ref)
@@ -227,8 +233,8 @@ def train_step_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
         ref_opt.step()
 
     net.train()
-    t_ref = median_seconds(reference_step, s.repeats)
-    return [replace(rows[0], reference=s.train_batch / t_ref)]
+    t_ours, t_ref = interleaved_median_seconds([ours_step, reference_step], s.repeats)
+    return [replace(row, ours=s.train_batch / t_ours, reference=s.train_batch / t_ref)]
 
 
 # --- subnet sampling + extraction --------------------------------------------------------------
@@ -240,7 +246,12 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     ``get_active_subnet(preserve_weight=True)``; the median over repeats of the mean over
     ``extract_configs`` subnets, after ``extract_warmup`` untimed extractions on both sides
     (ours builds a weightless skeleton per block and (kernel size, expand ratio) on first use:
-    steady state is what a search-then-extract loop sees; the first extraction is noted)."""
+    steady state is what a search-then-extract loop sees; the first extraction is noted). The
+    note also gives each side's minor page faults per subnet over one more untimed pass: the
+    copied weights (~20 MB per ``ofa-mbv3`` subnet) land in pages the kernel zero-fills whenever
+    glibc has returned the previous subnet's memory to the system (in a standalone extraction
+    loop on the 2-core VM: ~2,200 faults, ~40% of the time; none in the full bench, where
+    earlier metrics leave glibc keeping freed memory)."""
     space = get_space(space_name)
     torch.manual_seed(0)
     model = create_supernet(space).eval()
@@ -256,6 +267,7 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
         first = time.perf_counter() - start
         ours(s.extract_warmup)
         t_ours = median_seconds(ours, s.repeats, warmup=0) / s.extract_configs
+        faults = _faults_note("ours", minor_page_faults(ours), s.extract_configs)
     row = Row(
         f"subnet sampling + extraction ({space_name})",
         "one random subnet",
@@ -264,7 +276,9 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
         note=f"ours: first extraction {first * 1e3:.1f} ms",
     )
     if ref is None:
-        return [row]
+        return [replace(row, note=row.note + faults)]
+    # Timed one side after the other: alternating the two passes made ours 2-3x slower in two
+    # full bench runs but not when run alone (no page faults, no cyclic garbage); unexplained.
     net = reference_network(ref).eval()
     random.seed(0)
 
@@ -276,7 +290,15 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     with torch.no_grad():
         theirs(1 + s.extract_warmup)
         t_ref = median_seconds(theirs, s.repeats, warmup=0) / s.extract_configs
-    return [replace(row, reference=t_ref * 1e3)]
+        faults += _faults_note("reference", minor_page_faults(theirs), s.extract_configs)
+    return [replace(row, reference=t_ref * 1e3, note=row.note + faults)]
+
+
+def _faults_note(who: str, faults: int | None, subnets: int) -> str:
+    """``"; ours: 2,196 page faults/subnet"`` (empty where faults cannot be counted)."""
+    if faults is None:
+        return ""
+    return f"; {who}: {faults / subnets:,.0f} page faults/subnet"
 
 
 # --- constrained evolutionary search -----------------------------------------------------------

@@ -1,12 +1,14 @@
 """The benches run on a tiny setting so they cannot rot; no timing is asserted."""
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
 import torch
 from benches.__main__ import main as bench_main
 from benches.side_by_side import Row
+from benches.timing import interleaved_median_seconds, minor_page_faults
 from benches.train_step import train_step_throughput
 
 
@@ -61,6 +63,18 @@ def test_bench_runs_every_metric_and_writes_the_table(tmp_path, capsys, referenc
     assert len(with_reference) == (8 if reference else 0)
     assert sum("(eager)" in line for line in rows) == 2  # onnxruntime vs eager, ours alone
     assert "stubbed" in capsys.readouterr().out or not reference
+    if sys.platform.startswith("linux"):  # page faults are counted where getrusage exists
+        extraction = next(line for line in rows if "one random subnet" in line)
+        assert extraction.count("page faults/subnet") == (2 if reference else 1)
+
+
+def test_minor_page_faults_counts_freshly_touched_memory():
+    if minor_page_faults(lambda: None) is None:
+        pytest.skip("no resource module")
+    # 64 MB of fresh memory, written: at least one fault per 2 MB page even with huge pages.
+    touched = minor_page_faults(lambda: torch.ones(16 * 2**20))
+    assert touched is not None and touched >= 32
+    assert minor_page_faults(lambda: None) < touched
 
 
 def test_ratio_reads_as_how_many_times_better():
@@ -107,3 +121,11 @@ def test_both_sides_score_and_cost_every_config_alike():
     np.testing.assert_allclose(
         macs(configs, space) / 1e6, [flops.get_efficiency(reference_arch(c)) for c in configs],
         rtol=1e-9)  # fmt: skip
+
+
+def test_interleaved_timing_alternates_the_order_of_each_round():
+    calls = []
+    fns = [lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")]
+    medians = interleaved_median_seconds(fns, repeats=3, warmup=1)
+    assert calls == list("abc" + "abc" + "cba" + "abc")  # warm-up, then rounds 0, 1, 2
+    assert len(medians) == 3 and all(m >= 0 for m in medians)
