@@ -35,7 +35,7 @@ demo: setup
 	supernet predict fit --run-dir $(RUN) --plot $(RUN)/predictor.png
 	@if [ ! -f $(LUT) ]; then \
 	  supernet latency build --space mbv3-tiny --runtime onnxruntime --threads 1 \
-	    --repeats 40 --fit-subnets 30 --out $(LUT); \
+	    --repeats 40 --fit-subnets 40 --out $(LUT); \
 	fi
 	supernet specialize --run-dir $(RUN) --devices $(DEVICES)
 

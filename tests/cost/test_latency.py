@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from supernet.cost.latency import measure_call_overhead, measure_latency, time_callable
+from supernet.cost.latency import (
+    measure_call_overhead,
+    measure_latencies,
+    measure_latency,
+    time_callable,
+)
 from supernet.errors import ConfigError
 from supernet.nn import OFAMobileNetV3
 from supernet.space import get_space
@@ -79,3 +84,35 @@ def test_call_overhead_is_zero_for_eager_and_small_for_onnxruntime():
     ort = measure_call_overhead((1, 8, 4, 4), runtime="onnxruntime", threads=1, **{
         k: v for k, v in FAST.items() if k != "min_repeat_ms"})  # fmt: skip
     assert 0 < ort < 1.0
+
+
+class _Recorder(torch.nn.Module):
+    def __init__(self, name: str, calls: list[str]) -> None:
+        super().__init__()
+        self.name, self.calls = name, calls
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(self.name)
+        return x
+
+
+def test_measure_latencies_times_modules_round_robin():
+    calls: list[str] = []
+    modules = [_Recorder("a", calls), _Recorder("b", calls)]
+    modules[0].eval()
+    results = measure_latencies(
+        modules, [(1, 1, 2, 2), (3, 1, 2, 2)], threads=1, warmup=0, repeats=3,
+        memory_format="contiguous", min_repeat_ms=1e-9,
+    )  # fmt: skip
+    runs = [name for i, name in enumerate(calls) if i == 0 or calls[i - 1] != name]
+    # prepared one after the other, then one repeat of each per round (timed one by one, the
+    # runs would be just ["a", "b"])
+    assert runs == ["a", "b"] + ["a", "b"] * 3
+    assert [r.batch_size for r in results] == [1, 3]
+    assert all(r.repeats == 3 and r.memory_format == "contiguous" for r in results)
+    assert [m.training for m in modules] == [False, True]  # modes restored
+
+
+def test_measure_latencies_needs_one_shape_per_module():
+    with pytest.raises(ConfigError, match="2 modules but 1 input shapes"):
+        measure_latencies([torch.nn.Identity(), torch.nn.Identity()], [(1, 1, 2, 2)])

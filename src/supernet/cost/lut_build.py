@@ -23,7 +23,12 @@ import torch
 from torch import nn
 
 from supernet.cost.device import DeviceSpec, describe_machine
-from supernet.cost.latency import LatencyResult, measure_call_overhead, measure_latency
+from supernet.cost.latency import (
+    LatencyResult,
+    measure_call_overhead,
+    measure_latencies,
+    measure_latency,
+)
 from supernet.cost.lut import (
     LatencyTable,
     block_key,
@@ -49,6 +54,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
+
+# Table entries and fit subnets are timed round-robin (see measure_latencies) in groups of this
+# many, each held prepared (an onnxruntime session or an eager copy) while its group is timed:
+# mbv3-tiny's 276 entries and 10-32 fit subnets in one group; ofa-mbv3's 1,226 in four, to bound
+# memory.
+ROUND_ROBIN_CHUNK = 320
 """``progress(done, total, what)``: called after each measurement."""
 
 
@@ -105,7 +116,9 @@ def measure_subnets(
     net: OFAMobileNetV3 | None = None,
     progress: ProgressFn | None = None,
 ) -> list[LatencyResult]:
-    """Measure whole extracted subnets on ``device`` (its runtime, threads and batch size).
+    """Measure whole extracted subnets on ``device`` (its runtime, threads and batch size),
+    round-robin (:func:`~supernet.cost.latency.measure_latencies`: every subnet is held prepared
+    and each round times one repeat of each).
 
     Shapes: one :class:`LatencyResult` (ms) per config.
 
@@ -113,24 +126,19 @@ def measure_subnets(
         ConfigError: a config is not valid in ``space`` or a measurement setting is bad.
     """
     net = net or _make_supernet(space)
-    results = []
-    for n, config in enumerate(configs):
-        subnet = net.get_subnet(config.validate(space)).eval()
-        shape = (device.batch_size, space.input_channels, config.resolution, config.resolution)
-        results.append(
-            measure_latency(
-                subnet,
-                shape,
-                runtime=device.runtime,
-                threads=device.threads,
-                warmup=warmup,
-                repeats=repeats,
-                memory_format=memory_format,
-            )
-        )
+    subnets = [net.get_subnet(config.validate(space)).eval() for config in configs]
+    shapes = [
+        (device.batch_size, space.input_channels, c.resolution, c.resolution) for c in configs
+    ]
+
+    def report(done: int, total: int) -> None:
         if progress is not None:
-            progress(n + 1, len(configs), f"subnet {n + 1}/{len(configs)}")
-    return results
+            progress(done, total, "preparing" if done <= len(subnets) else "timing round-robin")
+
+    return measure_latencies(
+        subnets, shapes, runtime=device.runtime, threads=device.threads, warmup=warmup,
+        repeats=repeats, memory_format=memory_format, progress=report,
+    )  # fmt: skip
 
 
 def fit_overhead(
@@ -166,6 +174,10 @@ def build_latency_table(
 ) -> LatencyTable:
     """Measure every distinct block of ``space`` on ``device`` and fit the whole-subnet overhead.
 
+    Blocks and fit subnets are timed round-robin in groups of :data:`ROUND_ROBIN_CHUNK`
+    (:func:`~supernet.cost.latency.measure_latencies`), the fit subnets in the last group, so a
+    machine whose speed drifts skews the table's entries and its fit alike.
+
     Args:
         space: the search space.
         device: runtime, threads and batch size (recorded in the table).
@@ -195,23 +207,34 @@ def build_latency_table(
     total = len(modules) + len(fit_configs)
     settings = {"runtime": device.runtime, "threads": device.threads, "warmup": warmup}
     fmt = _table_memory_format(net, device, memory_format, warmup=warmup)
-    entries: dict[str, tuple[float, float]] = {}
-    for done, (key, (factory, shape)) in enumerate(modules.items(), 1):
-        result = measure_latency(
-            factory(), shape, repeats=repeats, memory_format=_torch_format(fmt), **settings
-        )
-        entries[key] = (result.median_ms, result.iqr_ms)
-        if progress is not None:
-            progress(done, total, key)
+    # One pool, timed round-robin in groups: every block entry, then the fit subnets (the last
+    # group holds them with the last blocks, so the fit sees the blocks' conditions).
+    pool: list[tuple[str | None, Callable[[], nn.Module], tuple[int, ...]]] = [
+        (key, factory, shape) for key, (factory, shape) in modules.items()
+    ]
+    for config in fit_configs:
+        shape = (device.batch_size, space.input_channels, config.resolution, config.resolution)
+        pool.append((None, lambda c=config: net.get_subnet(c), shape))
+    timed: list[LatencyResult] = []
+    for first in range(0, len(pool), ROUND_ROBIN_CHUNK):
+        chunk = pool[first : first + ROUND_ROBIN_CHUNK]
 
-    def fit_progress(done: int, _total: int, what: str) -> None:
-        if progress is not None:
-            progress(len(modules) + done, total, what)
+        def chunk_progress(done: int, steps: int, first: int = first, size: int = len(chunk)):
+            if progress is not None:
+                what = f"modules {first + 1}-{first + size} of {total}, round-robin"
+                progress(first + (done * size) // steps, total, what)
 
-    fit_results = measure_subnets(
-        space, fit_configs, device, repeats=repeats, warmup=warmup,
-        memory_format=_torch_format(fmt), net=net, progress=fit_progress,
-    )  # fmt: skip
+        timed += measure_latencies(
+            [factory() for _, factory, _ in chunk], [shape for _, _, shape in chunk],
+            repeats=repeats, memory_format=_torch_format(fmt), progress=chunk_progress,
+            **settings,
+        )  # fmt: skip
+    entries = {
+        key: (r.median_ms, r.iqr_ms)
+        for (key, _, _), r in zip(pool, timed, strict=True)
+        if key is not None
+    }
+    fit_results = timed[len(modules) :]
     measured = np.array([r.median_ms for r in fit_results])
     stem_shape = modules[stem_key(space, space.resolutions[0])][1]
     call_overhead = measure_call_overhead(stem_shape, repeats=repeats, **settings)
