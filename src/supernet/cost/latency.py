@@ -87,13 +87,9 @@ def time_callable(
     Raises:
         ConfigError: ``warmup`` < 0, ``repeats`` < 1 or ``threads`` < 1.
     """
-    if warmup < 0 or repeats < 1 or threads < 1:
-        raise ConfigError(
-            f"need warmup >= 0, repeats >= 1, threads >= 1; got warmup = {warmup}, "
-            f"repeats = {repeats}, threads = {threads}"
-        )
-    number = _calls_per_repeat(fn, warmup=warmup, min_repeat_ms=min_repeat_ms)
-    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    _check_counts(warmup=warmup, repeats=repeats, threads=threads)
+    timer, number = _calibrated_timer(fn, threads=threads, warmup=warmup,
+                                      min_repeat_ms=min_repeat_ms)  # fmt: skip
     times = [timer.timeit(number).median * 1e3 for _ in range(repeats)]
     return np.asarray(times, dtype=np.float64), number
 
@@ -198,6 +194,9 @@ def measure_latencies(
 
     Raises:
         ConfigError: as :func:`measure_latency`, or a different number of modules and shapes.
+
+    Reference: Once-for-All, arXiv 1908.09791, Sec. 3.4 (measured latency lookup tables);
+    interleaving runs to cancel machine drift is common benchmarking practice.
     """
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime = {runtime!r} is not allowed; choose from {RUNTIMES}")
@@ -216,11 +215,7 @@ def measure_latencies(
     threads = previous_threads if threads is None else threads
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads = {threads!r} must be an integer >= 1")
-    if warmup < 0 or repeats < 1:
-        raise ConfigError(
-            f"need warmup >= 0, repeats >= 1, threads >= 1; got warmup = {warmup}, "
-            f"repeats = {repeats}, threads = {threads}"
-        )
+    _check_counts(warmup=warmup, repeats=repeats, threads=threads)
     total = len(modules) + repeats
     modes = [m.training for m in modules]
     timed: list[tuple[Timer, int, str]] = []
@@ -279,12 +274,24 @@ def _prepare(
         if fmt == "auto":
             fmt = _faster_format(module, x, threads=threads, warmup=warmup)
         fn = _torch_call(module, x, fmt)
-    number = _calls_per_repeat(fn, warmup=warmup, min_repeat_ms=min_repeat_ms)
-    return Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads), number, fmt
+    timer, number = _calibrated_timer(fn, threads=threads, warmup=warmup,
+                                      min_repeat_ms=min_repeat_ms)  # fmt: skip
+    return timer, number, fmt
 
 
-def _calls_per_repeat(fn: Callable[[], object], *, warmup: int, min_repeat_ms: float) -> int:
-    """Run ``warmup`` untimed calls, then the number of calls that lasts ``min_repeat_ms``."""
+def _check_counts(*, warmup: int, repeats: int, threads: int) -> None:
+    if warmup < 0 or repeats < 1 or threads < 1:
+        raise ConfigError(
+            f"need warmup >= 0, repeats >= 1, threads >= 1; got warmup = {warmup}, "
+            f"repeats = {repeats}, threads = {threads}"
+        )
+
+
+def _calibrated_timer(
+    fn: Callable[[], object], *, threads: int, warmup: int, min_repeat_ms: float
+) -> tuple[Timer, int]:
+    """Run ``warmup`` untimed calls, then return a timer for ``fn`` and the number of calls one
+    repeat needs to last about ``min_repeat_ms``."""
     for _ in range(warmup):
         fn()
     probe = 3
@@ -292,7 +299,8 @@ def _calls_per_repeat(fn: Callable[[], object], *, warmup: int, min_repeat_ms: f
     for _ in range(probe):
         fn()
     per_call_s = max((time.perf_counter() - start) / probe, 1e-7)
-    return max(1, min(10_000, math.ceil(min_repeat_ms / 1e3 / per_call_s)))
+    number = max(1, min(10_000, math.ceil(min_repeat_ms / 1e3 / per_call_s)))
+    return Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads), number
 
 
 def _faster_format(module: nn.Module, x: torch.Tensor, *, threads: int, warmup: int) -> str:

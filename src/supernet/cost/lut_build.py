@@ -54,13 +54,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
+"""``progress(done, total, what)``: called after each measurement."""
 
 # Table entries and fit subnets are timed round-robin (see measure_latencies) in groups of this
 # many, each held prepared (an onnxruntime session or an eager copy) while its group is timed:
-# mbv3-tiny's 276 entries and 10-32 fit subnets in one group; ofa-mbv3's 1,226 in four, to bound
-# memory.
+# mbv3-tiny's 276 entries and up to 44 fit subnets in one group (the demo uses 42); ofa-mbv3's
+# 1,226 entries in four, to bound memory.
 ROUND_ROBIN_CHUNK = 320
-"""``progress(done, total, what)``: called after each measurement."""
 
 
 def _make_supernet(space: SearchSpace) -> OFAMobileNetV3:
@@ -127,9 +127,7 @@ def measure_subnets(
     """
     net = net or _make_supernet(space)
     subnets = [net.get_subnet(config.validate(space)).eval() for config in configs]
-    shapes = [
-        (device.batch_size, space.input_channels, c.resolution, c.resolution) for c in configs
-    ]
+    shapes = [_input_shape(space, device, c) for c in configs]
 
     def report(done: int, total: int) -> None:
         if progress is not None:
@@ -139,6 +137,13 @@ def measure_subnets(
         subnets, shapes, runtime=device.runtime, threads=device.threads, warmup=warmup,
         repeats=repeats, memory_format=memory_format, progress=report,
     )  # fmt: skip
+
+
+def _input_shape(
+    space: SearchSpace, device: DeviceSpec, config: ArchConfig
+) -> tuple[int, int, int, int]:
+    """A whole subnet's input on ``device``: ``(batch, channels, resolution, resolution)``."""
+    return (device.batch_size, space.input_channels, config.resolution, config.resolution)
 
 
 def fit_overhead(
@@ -213,8 +218,7 @@ def build_latency_table(
         (key, factory, shape) for key, (factory, shape) in modules.items()
     ]
     for config in fit_configs:
-        shape = (device.batch_size, space.input_channels, config.resolution, config.resolution)
-        pool.append((None, lambda c=config: net.get_subnet(c), shape))
+        pool.append((None, lambda c=config: net.get_subnet(c), _input_shape(space, device, config)))
     timed: list[LatencyResult] = []
     for first in range(0, len(pool), ROUND_ROBIN_CHUNK):
         chunk = pool[first : first + ROUND_ROBIN_CHUNK]
