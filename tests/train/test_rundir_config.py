@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+import yaml
 
 from supernet.errors import ConfigError, RunDirError
 from supernet.train import load_config, read_run_config
-from supernet.train.rundir import CONFIG
+from supernet.train.rundir import CONFIG, config_digest
 
 
 def test_round_trip(tmp_path):
@@ -35,3 +38,18 @@ def test_a_damaged_config_is_a_config_error_naming_the_file(tmp_path, content, m
     with pytest.raises(ConfigError, match=message) as info:
         read_run_config(tmp_path)
     assert CONFIG in str(info.value)
+
+
+def test_keys_added_later_leave_older_runs_digest_unchanged():
+    """A run made before ``norm`` / ``sandwich_resolution`` existed saved a config.yaml without
+    them; at their defaults they stay out of the digest, so such runs still resume."""
+    cfg = load_config("fashion-mnist-quick")
+    later = {"norm": "bn", "sandwich_resolution": "step"}
+    old = {k: v for k, v in cfg.to_dict().items() if k not in later.keys() | {"device", "amp",
+           "threads", "checkpoint_every"}}  # fmt: skip
+    expected = hashlib.sha256(yaml.safe_dump(old, sort_keys=True).encode()).hexdigest()[:16]
+    default = load_config("fashion-mnist-quick", overrides={"sandwich_resolution": "step",
+                                                            "norm": "bn"})  # fmt: skip
+    assert config_digest(default) == expected
+    changed = load_config("fashion-mnist-quick", overrides={"sandwich_resolution": "extremes"})
+    assert config_digest(changed) != expected

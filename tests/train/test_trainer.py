@@ -208,3 +208,81 @@ def test_inplace_teacher_needs_the_sandwich_rule(tiny_config):
         tiny_config(teacher="inplace")
     with pytest.raises(ConfigError, match=r"teacher = 'self'; choose from \('frozen', 'inplace'\)"):
         tiny_config(teacher="self")
+
+
+def _record_training_inputs(monkeypatch):
+    """(config set active, input shape) of every training-mode forward of the supernet."""
+    from supernet.nn import OFAMobileNetV3
+
+    seen = []
+    forward = OFAMobileNetV3.forward
+
+    def record(self, x):
+        if self.training:
+            seen.append((self.active_config, tuple(x.shape[-2:])))
+        return forward(self, x)
+
+    monkeypatch.setattr(OFAMobileNetV3, "forward", record)
+    return seen
+
+
+@pytest.mark.parametrize("teacher", ["inplace", "frozen"])
+def test_sandwich_resolution_extremes_trains_each_extreme_at_its_own_resolution(
+    tmp_path, tiny_config, monkeypatch, teacher
+):
+    import supernet.train.trainer as trainer_module
+
+    seen = _record_training_inputs(monkeypatch)
+    teacher_inputs = []
+    make_teacher = trainer_module._teacher
+
+    def recording_teacher(model):
+        t = make_teacher(model)
+        t.register_forward_pre_hook(lambda _m, args: teacher_inputs.append(args[0].shape[-1]))
+        return t
+
+    monkeypatch.setattr(trainer_module, "_teacher", recording_teacher)
+    phases = [
+        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
+         "depths": "max", "distill": False},
+        {"name": "expand", "epochs": 2, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
+    ]  # fmt: skip
+    cfg = tiny_config(phases=phases, teacher=teacher, sandwich_resolution="extremes")
+    train(cfg, tmp_path)
+    space = get_space("mbv3-tiny")
+    steps = 2 * (96 // 32)
+    sandwich = seen[96 // 32 :]
+    assert len(sandwich) == 3 * steps
+    random_resolutions = set()
+    for i in range(steps):
+        (big, big_hw), (small, small_hw), (rand, rand_hw) = sandwich[3 * i : 3 * i + 3]
+        assert big == space.largest() and big_hw == (32, 32)
+        assert small == space.smallest() and small_hw == (20, 20)
+        assert rand_hw == (rand.resolution, rand.resolution)
+        random_resolutions.add(rand.resolution)
+    assert len(random_resolutions) > 1  # the random subnet still draws the step's resolution
+    assert teacher_inputs == ([32] * steps if teacher == "frozen" else [])
+
+
+def test_sandwich_resolution_step_shares_the_random_resolution(tmp_path, tiny_config, monkeypatch):
+    seen = _record_training_inputs(monkeypatch)
+    phases = [
+        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
+         "depths": "max", "distill": False},
+        {"name": "expand", "epochs": 2, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
+    ]  # fmt: skip
+    train(tiny_config(phases=phases, teacher="inplace"), tmp_path)
+    sandwich = seen[96 // 32 :]
+    for i in range(0, len(sandwich), 3):
+        shapes = {hw for _, hw in sandwich[i : i + 3]}
+        resolutions = {c.resolution for c, _ in sandwich[i : i + 3]}
+        assert len(shapes) == 1 and resolutions == {next(iter(shapes))[0]}
+
+
+def test_sandwich_resolution_is_validated(tiny_config):
+    from supernet.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"sandwich_resolution = 'max'; choose from \('step', 'extremes'\)"
+    ):
+        tiny_config(sandwich_resolution="max")

@@ -32,6 +32,7 @@ PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 Choice = str | list[int]
 OPTIMIZERS = ("sgd", "adamw")
 TEACHERS = ("frozen", "inplace")
+SANDWICH_RESOLUTIONS = ("step", "extremes")
 NORMS = ("bn", "gn")
 MAX_THREADS = 1024  # more is a typo, and torch would start that many threads
 
@@ -77,6 +78,14 @@ class TrainConfig:
 
     ``norm``: ``"bn"`` (batch norm, Once-for-All) or ``"gn"`` (group norm with 8 channels per group
     plus weight standardization, the batch-1 setting of TinyTL, arXiv 2007.11622, Sec. 3.2).
+    ``sandwich_resolution``: the input resolution of a sandwich step's largest and smallest
+    subnets. ``"step"`` — every subnet of a step sees the step's random resolution (Once-for-All,
+    arXiv 1908.09791, Sec. 3.2, elastic resolution per batch); ``"extremes"`` — resolution is one
+    of the dimensions the sandwich rule takes to its extremes, so the largest subnet trains at the
+    phase's largest resolution and the smallest at its smallest, each on the step's images resized,
+    while the random subnets keep the step's random resolution (the sandwich rule of BigNAS,
+    arXiv 2003.11142, Sec. 3.1, with resolution as one more elastic dimension). Under
+    ``teacher: frozen`` with ``"extremes"`` the teacher sees the largest resolution too.
     ``checkpoint_every``: also checkpoint every this many optimizer steps inside an epoch (``None``:
     only at epoch ends); a killed run loses at most that many steps.
     """
@@ -94,6 +103,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     kd_ratio: float = 1.0
     teacher: str = "frozen"
+    sandwich_resolution: str = "step"
     dropout: float = 0.1
     train_limit: int | None = None
     val_limit: int | None = 2000
@@ -146,6 +156,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("norm", self.norm, NORMS)
         _check_choice("teacher", self.teacher, TEACHERS)
+        _check_choice("sandwich_resolution", self.sandwich_resolution, SANDWICH_RESOLUTIONS)
         if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov: true needs momentum > 0 with optimizer sgd; got 0")
         if not isinstance(self.phases, list) or not self.phases:

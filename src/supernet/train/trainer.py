@@ -290,9 +290,9 @@ def _train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 resolution = int(np_rng.choice(sub.resolutions))
-                x = resize(x, resolution).to(rt.device, memory_format=fmt)
+                batch = _ResizedBatch(x, rt.device, fmt)
                 step_loss = _step(net, model, teacher, phase, sub, config, rt, scaler, optimizer,
-                                  x, y.to(rt.device), resolution, np_rng)  # fmt: skip
+                                  batch, y.to(rt.device), resolution, np_rng)  # fmt: skip
                 step_loss, stop_flag = all_reduce_mean([step_loss, float(stop.requested)], rt)
                 if not math.isfinite(step_loss):
                     raise SupernetError(
@@ -340,6 +340,21 @@ def _train(
     return TrainResult(run_dir, metrics, model)
 
 
+class _ResizedBatch:
+    """One step's images at each resolution a subnet of the step asks for, resized once each."""
+
+    def __init__(self, images: torch.Tensor, device: torch.device, fmt: torch.memory_format):
+        self.images, self.device, self.fmt = images, device, fmt
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def at(self, resolution: int) -> torch.Tensor:
+        """The images ``[B, C, resolution, resolution]`` on the device, in the run's layout."""
+        if resolution not in self._cache:
+            x = resize(self.images, resolution)
+            self._cache[resolution] = x.to(self.device, memory_format=self.fmt)
+        return self._cache[resolution]
+
+
 def _step(
     net: nn.Module,
     model: OFAMobileNetV3,
@@ -350,29 +365,35 @@ def _step(
     rt: Runtime,
     scaler: torch.amp.GradScaler,
     optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
+    batch: _ResizedBatch,
     y: torch.Tensor,
     resolution: int,
     np_rng: np.random.Generator,
 ) -> float:
     """One progressive-shrinking step's forward/backward passes (gradients accumulated over the
     sampled subnets; under DDP they are averaged across ranks in the last backward pass).
-    Returns the step's mean loss over the subnets."""
+    ``resolution`` is the step's random resolution; with ``sandwich_resolution: extremes`` the
+    sandwich's largest and smallest subnets keep their own. Returns the step's mean loss over
+    the subnets."""
+    extremes = phase.sandwich and config.sandwich_resolution == "extremes"
     soft = None
     if phase.distill and teacher is not None:
+        teacher_res = sub.largest().resolution if extremes else resolution
         with torch.no_grad(), rt.autocast():
-            soft = F.softmax(teacher(x).float(), dim=1)
+            soft = F.softmax(teacher(batch.at(teacher_res)).float(), dim=1)
     optimizer.zero_grad(set_to_none=True)
     step_loss = 0.0
     fixed = [sub.largest(), sub.smallest()] if phase.sandwich else []
     for i in range(phase.subnets_per_step):
         arch = fixed[i] if i < len(fixed) else sub.sample(np_rng)
-        model.set_active(replace(arch, resolution=resolution))
+        if not (extremes and i < len(fixed)):
+            arch = replace(arch, resolution=resolution)
+        model.set_active(arch)
         last = i + 1 == phase.subnets_per_step
         sync = contextlib.nullcontext() if last or net is model else net.no_sync()  # type: ignore[operator]
         with sync:
             with rt.autocast():
-                logits = net(x).float()
+                logits = net(batch.at(arch.resolution)).float()
             loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             if soft is not None:
                 loss = loss + config.kd_ratio * soft_target_cross_entropy(logits, soft)
