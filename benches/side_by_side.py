@@ -32,6 +32,7 @@ from supernet.runtime import Runtime
 from supernet.search import Constraint, EvolutionConfig, evolutionary_search
 from supernet.space import ArchConfig, ConfigBatch, SearchSpace, encode_batch, get_space
 from supernet.train.config import PhaseConfig
+from supernet.train.trainer import _ResizedBatch
 from supernet.train.trainer import _step as progressive_shrinking_step
 
 __all__ = ["Row", "Settings", "run_all"]
@@ -191,8 +192,10 @@ def train_step_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     opt = _sgd(model.parameters())
     rt = Runtime(device=torch.device("cpu"), amp_dtype=None)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    cfg = SimpleNamespace(label_smoothing=0.1, kd_ratio=1.0, teacher="frozen")
-    x_cl = x.contiguous(memory_format=torch.channels_last)
+    cfg = SimpleNamespace(
+        label_smoothing=0.1, kd_ratio=1.0, teacher="frozen", sandwich_resolution="step"
+    )
+    x_cl = _ResizedBatch(x, x.device, torch.channels_last)  # already at `res`: resized never
     model.train()
     rng = np.random.default_rng(0)  # the trainer draws its subnets from this: same as `configs`
 

@@ -17,7 +17,7 @@ from supernet.runtime import Runtime, detect_runtime
 from supernet.space import get_space
 from supernet.train import PhaseConfig, load_config
 from supernet.train.distributed import distributed_session, wrap_ddp
-from supernet.train.trainer import _step
+from supernet.train.trainer import _ResizedBatch, _step
 
 
 def one_step(model, net, rt, x, y):
@@ -28,7 +28,8 @@ def one_step(model, net, rt, x, y):
     model.eval()  # BN on running statistics: the full-batch gradient is the mean of the halves'
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    _step(net, model, None, phase, space, config, rt, scaler, opt, x, y, 24,
+    batch = _ResizedBatch(x, x.device, torch.contiguous_format)  # x is at 24 px already
+    _step(net, model, None, phase, space, config, rt, scaler, opt, batch, y, 24,
           np.random.default_rng(0))  # fmt: skip
     opt.step()
     return {k: v.clone() for k, v in model.state_dict().items()}
