@@ -123,6 +123,15 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, tiny_config):
         train(cfg, tmp_path, resume=True)
 
 
+def _full_then_sandwich(name: str, *, epochs: int = 1) -> list[dict]:
+    """A one-epoch full-network phase, then a sandwich phase of 3 subnets per step."""
+    return [
+        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
+         "depths": "max", "distill": False},
+        {"name": name, "epochs": epochs, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
+    ]  # fmt: skip
+
+
 def test_sandwich_trains_the_largest_and_smallest_every_step(tmp_path, tiny_config, monkeypatch):
     from supernet.nn import OFAMobileNetV3
 
@@ -135,11 +144,7 @@ def test_sandwich_trains_the_largest_and_smallest_every_step(tmp_path, tiny_conf
         original(self, config)
 
     monkeypatch.setattr(OFAMobileNetV3, "set_active", record)
-    phases = [
-        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
-         "depths": "max", "distill": False},
-        {"name": "expand", "epochs": 1, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
-    ]  # fmt: skip
+    phases = _full_then_sandwich("expand")
     train(tiny_config(phases=phases), tmp_path)
     space = get_space("mbv3-tiny")
     steps = 96 // 32
@@ -184,11 +189,7 @@ def test_inplace_teacher_distills_from_the_largest_of_the_same_step(
 
     monkeypatch.setattr(OFAMobileNetV3, "forward", record_forward)
     monkeypatch.setattr(trainer_module, "soft_target_cross_entropy", record_kd)
-    phases = [
-        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
-         "depths": "max", "distill": False},
-        {"name": "kernel", "epochs": 1, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
-    ]  # fmt: skip
+    phases = _full_then_sandwich("kernel")
     train(tiny_config(phases=phases, teacher="inplace"), tmp_path)
     steps = 96 // 32
     sandwich = outputs[steps:]
@@ -242,11 +243,7 @@ def test_sandwich_resolution_extremes_trains_each_extreme_at_its_own_resolution(
         return t
 
     monkeypatch.setattr(trainer_module, "_teacher", recording_teacher)
-    phases = [
-        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
-         "depths": "max", "distill": False},
-        {"name": "expand", "epochs": 2, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
-    ]  # fmt: skip
+    phases = _full_then_sandwich("expand", epochs=2)
     cfg = tiny_config(phases=phases, teacher=teacher, sandwich_resolution="extremes")
     train(cfg, tmp_path)
     space = get_space("mbv3-tiny")
@@ -266,11 +263,7 @@ def test_sandwich_resolution_extremes_trains_each_extreme_at_its_own_resolution(
 
 def test_sandwich_resolution_step_shares_the_random_resolution(tmp_path, tiny_config, monkeypatch):
     seen = _record_training_inputs(monkeypatch)
-    phases = [
-        {"name": "full", "epochs": 1, "lr": 0.05, "kernel_sizes": "max", "expand_ratios": "max",
-         "depths": "max", "distill": False},
-        {"name": "expand", "epochs": 2, "lr": 0.02, "subnets_per_step": 3, "sandwich": True},
-    ]  # fmt: skip
+    phases = _full_then_sandwich("expand", epochs=2)
     train(tiny_config(phases=phases, teacher="inplace"), tmp_path)
     sandwich = seen[96 // 32 :]
     for i in range(0, len(sandwich), 3):
