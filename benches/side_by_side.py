@@ -195,13 +195,13 @@ def train_step_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     cfg = SimpleNamespace(
         label_smoothing=0.1, kd_ratio=1.0, teacher="frozen", sandwich_resolution="step"
     )
-    x_cl = _ResizedBatch(x, x.device, torch.channels_last)  # already at `res`: resized never
+    batch = _ResizedBatch(x, x.device, torch.channels_last)  # already at `res`: resized never
     model.train()
     rng = np.random.default_rng(0)  # the trainer draws its subnets from this: same as `configs`
 
     def ours_step() -> None:
         progressive_shrinking_step(
-            model, model, teacher, phase, space, cfg, rt, scaler, opt, x_cl, y, res, rng
+            model, model, teacher, phase, space, cfg, rt, scaler, opt, batch, y, res, rng
         )
         opt.step()
 

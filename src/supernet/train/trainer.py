@@ -375,15 +375,15 @@ def _step(
     ``resolution`` is the step's random resolution; with ``sandwich_resolution: extremes`` the
     sandwich's largest and smallest subnets keep their own. Returns the step's mean loss over
     the subnets."""
+    fixed = [sub.largest(), sub.smallest()] if phase.sandwich else []
     extremes = phase.sandwich and config.sandwich_resolution == "extremes"
     soft = None
     if phase.distill and teacher is not None:
-        teacher_res = sub.largest().resolution if extremes else resolution
+        teacher_res = fixed[0].resolution if extremes else resolution
         with torch.no_grad(), rt.autocast():
             soft = F.softmax(teacher(batch.at(teacher_res)).float(), dim=1)
     optimizer.zero_grad(set_to_none=True)
     step_loss = 0.0
-    fixed = [sub.largest(), sub.smallest()] if phase.sandwich else []
     for i in range(phase.subnets_per_step):
         arch = fixed[i] if i < len(fixed) else sub.sample(np_rng)
         if not (extremes and i < len(fixed)):
