@@ -258,6 +258,12 @@ def test_repeated_extraction_tracks_the_supernet_and_shares_nothing(training):
         assert not torch.equal(a, b), name  # the second extraction saw the update
     for name, value in second.state_dict().items():
         torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
+    # No module, and none of a module's containers (hooks, parameters, children), is shared.
+    for a, b in zip(first.modules(), second.modules(), strict=True):
+        assert a is not b and type(a) is type(b)
+        for key, value in vars(a).items():
+            if isinstance(value, (dict, set, list)):
+                assert value is not vars(b)[key], (type(a).__name__, key)
     # A hook on one extraction's module is not seen by another's.
     calls = []
     first.blocks[1].depthwise[0].register_forward_hook(lambda *a: calls.append(1))
