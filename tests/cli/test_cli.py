@@ -73,7 +73,9 @@ def test_train_then_eval_writes_the_table(tmp_path, tiny_yaml):
     macs = [int(r["macs"]) for r in rows]
     params = [int(r["params"]) for r in rows]
     assert macs[0] > macs[1] > macs[2] > 0 and params[0] > params[1] > params[2]
-    assert "| largest |" in (run / "eval.md").read_text()
+    table = (run / "eval.md").read_text()
+    calib = yaml.safe_load(tiny_yaml.read_text())["bn_calib_images"]  # fewer than the split holds
+    assert "| largest |" in table and f"re-calibrated on {calib:,} training images" in table
     bad = runner.invoke(app, ["eval", "--run-dir", str(run), "--split", "train"])
     assert bad.exit_code == 2 and "split = 'train' is not allowed" in bad.output
 

@@ -60,12 +60,13 @@ class RunEvaluation:
     finished: bool
     progress: str
     rows: list[SubnetRow]
+    calib_images: int = 2000
 
     def markdown(self) -> str:
         """The table as markdown (``eval.md``)."""
         lines = [
             f"Subnets of `{self.run_dir}` on the {self.split} split ({self.progress}); "
-            "each extracted and BN re-calibrated on 2,000 training images.",
+            f"each extracted and BN re-calibrated on {self.calib_images:,} training images.",
             "",
             "| subnet | config | MACs (M) | params (M) | top-1 (%) |",
             "|---|---|---:|---:|---:|",
@@ -97,6 +98,7 @@ def evaluate_run(
         run = load_run(run_dir, device=device)
         config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
         calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+        n_calib = min(config.bn_calib_images, len(splits.train))
         data_split = splits.test if split == "test" else splits.val
         data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
 
@@ -116,8 +118,8 @@ def evaluate_run(
                     ("smallest", space.smallest())]  # fmt: skip
         rows = shard_map(row, extremes)
         if not is_main_process():
-            return RunEvaluation(run.run_dir, split, run.finished, run.progress, rows)
-    result = RunEvaluation(run.run_dir, split, run.finished, run.progress, rows)
+            return RunEvaluation(run.run_dir, split, run.finished, run.progress, rows, n_calib)
+    result = RunEvaluation(run.run_dir, split, run.finished, run.progress, rows, n_calib)
     write_csv_atomic(run.run_dir / "eval.csv", [r.as_dict() for r in rows])
     write_text_atomic(run.run_dir / "eval.md", result.markdown())
     return result
