@@ -60,7 +60,7 @@ class RunEvaluation:
     finished: bool
     progress: str
     rows: list[SubnetRow]
-    calib_images: int = 2000
+    calib_images: int
 
     def markdown(self) -> str:
         """The table as markdown (``eval.md``)."""
@@ -98,7 +98,6 @@ def evaluate_run(
         run = load_run(run_dir, device=device)
         config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
         calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
-        n_calib = min(config.bn_calib_images, len(splits.train))
         data_split = splits.test if split == "test" else splits.val
         data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
 
@@ -117,9 +116,11 @@ def evaluate_run(
         extremes = [("largest", space.largest()), ("middle", space.middle()),
                     ("smallest", space.smallest())]  # fmt: skip
         rows = shard_map(row, extremes)
+        result = RunEvaluation(
+            run.run_dir, split, run.finished, run.progress, rows, calib.num_samples
+        )
         if not is_main_process():
-            return RunEvaluation(run.run_dir, split, run.finished, run.progress, rows, n_calib)
-    result = RunEvaluation(run.run_dir, split, run.finished, run.progress, rows, n_calib)
+            return result
     write_csv_atomic(run.run_dir / "eval.csv", [r.as_dict() for r in rows])
     write_text_atomic(run.run_dir / "eval.md", result.markdown())
     return result
