@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -287,3 +289,42 @@ def test_clone_module_copies_tensors_and_containers():
     assert not src[0]._forward_hooks
     copy.add_module("extra", nn.Identity())
     assert "extra" not in src._modules
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_get_subnet_restores_the_garbage_collector_state(enabled):
+    import gc
+
+    model = create_supernet("mbv3-tiny").eval()
+    space = model.space
+    bad = dataclasses.replace(
+        space.smallest(), kernel_size=(9,) * len(space.smallest().kernel_size)
+    )
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        model.get_subnet(space.smallest())
+        assert gc.isenabled() is enabled
+        with pytest.raises(ConfigError):
+            model.get_subnet(bad)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+def test_cyclic_gc_paused_reenables_after_an_error():
+    import gc
+
+    from supernet.nn.elastic import cyclic_gc_paused
+
+    seen = []
+
+    def build() -> None:
+        with cyclic_gc_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("boom")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="boom"):
+        build()
+    assert seen == [False] and gc.isenabled()

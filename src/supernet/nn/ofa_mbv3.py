@@ -13,7 +13,7 @@ from torch import nn
 
 from supernet.errors import ConfigError
 from supernet.nn.blocks import NORMS, ConvBNAct, MBConv, MobileNetV3, make_activation
-from supernet.nn.elastic import ElasticMBConv, clone_module
+from supernet.nn.elastic import ElasticMBConv, clone_module, cyclic_gc_paused
 from supernet.space import ArchConfig, SearchSpace
 
 __all__ = ["OFAMobileNetV3", "build_ofa_mbv3"]
@@ -175,19 +175,20 @@ class OFAMobileNetV3(nn.Module):
         """
         config = self.active_config if config is None else config.validate(self.space)
         mode = self.training
-        blocks: list[nn.Module] = [clone_module(self.first_block, training=mode)]
-        for i in config.active_blocks(self.space.stage_max_depths):
-            block = self.blocks[i]
-            blocks.append(block.to_static(config.kernel_size[i], config.expand_ratio[i]))
-        subnet = MobileNetV3(
-            clone_module(self.stem, training=mode),
-            blocks,
-            clone_module(self.final_expand, training=mode),
-            clone_module(self.feature_mix, training=mode),
-            clone_module(self.classifier, training=mode),
-            dropout=self.dropout.p,
-            config=config,
-        )
+        with cyclic_gc_paused():
+            blocks: list[nn.Module] = [clone_module(self.first_block, training=mode)]
+            for i in config.active_blocks(self.space.stage_max_depths):
+                block = self.blocks[i]
+                blocks.append(block.to_static(config.kernel_size[i], config.expand_ratio[i]))
+            subnet = MobileNetV3(
+                clone_module(self.stem, training=mode),
+                blocks,
+                clone_module(self.final_expand, training=mode),
+                clone_module(self.feature_mix, training=mode),
+                clone_module(self.classifier, training=mode),
+                dropout=self.dropout.p,
+                config=config,
+            )
         for m in (subnet, subnet.blocks, subnet.dropout):  # the rest is cloned in `mode`
             m.training = mode
         return subnet
