@@ -490,12 +490,13 @@ def cyclic_gc_paused() -> Iterator[None]:
     it afterwards only if it was enabled. Reference counting still frees objects as usual.
 
     Why: an ``ofa-mbv3`` subnet is ~5,900 objects the collector tracks (~260 modules, each
-    holding about a dozen dicts). Allocating them triggers collections that promote the half-built tree
-    to older generations, and then full collections that walk the whole heap (~170k objects
-    beside an ``ofa-mbv3`` supernet). A module tree has no reference cycles, so the collector has
-    nothing to find in it. Measured on the 2-core VM, ``get_subnet`` in a loop over random
-    ``ofa-mbv3`` configs: 5.5 collections and 3.7 ms in the collector per subnet without the
-    pause; with it 0.9 collections (the one the allocations after it trigger) and 1.5-2.0 ms.
+    holding about a dozen dicts). Allocating them triggers collections that promote the
+    half-built tree to older generations, and then full collections that walk the whole heap
+    (~170k objects beside an ``ofa-mbv3`` supernet). A module tree has no reference cycles, so
+    the collector has nothing to find in it. Measured on the 2-core VM, ``get_subnet`` in a
+    loop over random ``ofa-mbv3`` configs: 5.5 collections and 3.7 ms in the collector per
+    subnet without the pause; with it 0.9 collections (the one the allocations after it
+    trigger) and 1.5-2.0 ms.
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -169,6 +169,8 @@ class OFAMobileNetV3(nn.Module):
         statistics; in eval mode its outputs equal the supernet's for the same config. A group-norm
         supernet's subnet is made of :class:`~supernet.nn.blocks.WSConv2d` and ``GroupNorm`` and
         equals it in train mode too (no running statistics; dropout aside).
+        Python's cyclic garbage collector is paused while the subnet is built
+        (:func:`~supernet.nn.elastic.cyclic_gc_paused`: fewer collections, same objects freed).
 
         Raises:
             ConfigError: when ``config`` is not valid in this supernet's space.
