@@ -377,7 +377,7 @@ class ElasticMBConv(nn.Module):
         # each with one narrow_copy (slice and copy in one op: half the dispatch cost of
         # slice + clone for these small tensors).
         new, at = skeleton.clone(self.training), skeleton.positions
-        _set_conv(new[at["expand.0"]], self.expand_conv, mid)
+        _set_conv(new[at["expand.0"]], self.expand_conv, mid, self.in_channels)
         _set_norm(new[at["expand.1"]], self.expand_bn, mid)
         kernel = self.depthwise_conv.kernel(kernel_size)
         new[at["depthwise.0"]]._parameters["weight"] = nn.Parameter(kernel.narrow_copy(0, 0, mid))
@@ -413,14 +413,13 @@ class _Skeleton:
         stack: list[tuple[nn.Module, int, str, str]] = [(root, -1, "", "")]
         while stack:
             module, parent, name, path = stack.pop()
-            positions[path] = len(self.entries)
+            here = positions[path] = len(self.entries)
             containers = tuple(
                 key
                 for key, value in module.__dict__.items()
                 if isinstance(value, dict | set | list)
             )
             self.entries.append((module, parent, name, containers))
-            here = len(self.entries) - 1
             children = [(n, c) for n, c in module._modules.items() if c is not None]
             for child_name, child in reversed(children):  # pre-order: first child popped first
                 stack.append(
@@ -452,12 +451,11 @@ class _Skeleton:
 # own dicts (``Module.__getattr__`` is a Python call per attribute).
 
 
-def _set_conv(conv: nn.Module, src: nn.Module, out_channels: int, in_channels: int = 0) -> None:
-    """Give a skeleton static 1x1 conv copies of the first ``out_channels`` (and, when
-    ``in_channels`` is given, the first ``in_channels`` inputs) of an elastic pointwise conv's
-    weight and bias."""
+def _set_conv(conv: nn.Module, src: nn.Module, out_channels: int, in_channels: int) -> None:
+    """Give a skeleton static 1x1 conv copies of the first ``out_channels`` outputs and
+    ``in_channels`` inputs of an elastic pointwise conv's weight and bias."""
     weight, bias = src._parameters["weight"], src._parameters.get("bias")
-    if in_channels and in_channels < weight.shape[1]:
+    if in_channels < weight.shape[1]:
         weight = weight.narrow(1, 0, in_channels)
     params = conv._parameters
     params["weight"] = nn.Parameter(weight.narrow_copy(0, 0, out_channels))
