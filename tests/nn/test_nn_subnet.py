@@ -328,3 +328,38 @@ def test_cyclic_gc_paused_reenables_after_an_error():
     with pytest.raises(RuntimeError, match="boom"):
         build()
     assert seen == [False] and gc.isenabled()
+
+
+def test_no_collection_walks_a_subnet_that_get_subnet_is_building():
+    # Every tracked allocation may start a collection (threshold 1): none may happen inside the
+    # pause, and none after it while get_subnet still runs (a generator-based pause or a
+    # no_grad decorator allocates after re-enabling the collector). Once get_subnet has
+    # returned, the next allocation does start one, and it sees the subnet's blocks.
+    import gc
+
+    from supernet.nn.blocks import MBConv
+
+    model = create_supernet("mbv3-tiny").eval()
+    config = model.space.sample(np.random.default_rng(0))
+    extract = model.get_subnet
+    saw_blocks: list[bool] = []
+
+    def watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            saw_blocks.append(any(type(o) is MBConv for o in gc.get_objects(generation=0)))
+
+    was_enabled, threshold = gc.isenabled(), gc.get_threshold()
+    gc.collect()  # MBConvs of earlier tests leave generation 0
+    gc.callbacks.append(watch)
+    try:
+        gc.enable()
+        gc.set_threshold(1, 10, 10)
+        subnet = extract(config)
+        during = len(saw_blocks)
+        later = [[] for _ in range(3)]  # tracked allocations: collections start
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(watch)
+        gc.enable() if was_enabled else gc.disable()
+    assert not any(saw_blocks[:during])
+    assert any(saw_blocks[during:]) and later and isinstance(subnet.blocks[1], MBConv)

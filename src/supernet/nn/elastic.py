@@ -21,8 +21,6 @@ through ``.data`` bypasses the version counter — call :meth:`clear_cache` afte
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -377,17 +375,19 @@ class ElasticMBConv(nn.Module):
         # each with one narrow_copy (slice and copy in one op: half the dispatch cost of
         # slice + clone for these small tensors).
         new, at = skeleton.clone(self.training), skeleton.positions
-        _set_conv(new[at["expand.0"]], self.expand_conv, mid, self.in_channels)
-        _set_norm(new[at["expand.1"]], self.expand_bn, mid)
-        kernel = self.depthwise_conv.kernel(kernel_size)
+        sub = self._modules  # submodules read once: Module.__getattr__ is a Python call each
+        _set_conv(new[at["expand.0"]], sub["expand_conv"], mid, self.in_channels)
+        _set_norm(new[at["expand.1"]], sub["expand_bn"], mid)
+        kernel = sub["depthwise_conv"].kernel(kernel_size)
         new[at["depthwise.0"]]._parameters["weight"] = nn.Parameter(kernel.narrow_copy(0, 0, mid))
-        _set_norm(new[at["depthwise.1"]], self.depthwise_bn, mid)
-        if self.se is not None:
+        _set_norm(new[at["depthwise.1"]], sub["depthwise_bn"], mid)
+        se = sub.get("se")  # None: not a submodule
+        if se is not None:
             se_mid = ElasticSqueezeExcite.mid_channels(mid)
-            _set_conv(new[at["se.reduce"]], self.se.reduce, se_mid, mid)
-            _set_conv(new[at["se.expand"]], self.se.expand, mid, se_mid)
-        _set_conv(new[at["project.0"]], self.project_conv, self.out_channels, mid)
-        _set_norm(new[at["project.1"]], self.project_bn, self.out_channels)
+            _set_conv(new[at["se.reduce"]], se._modules["reduce"], se_mid, mid)
+            _set_conv(new[at["se.expand"]], se._modules["expand"], mid, se_mid)
+        _set_conv(new[at["project.0"]], sub["project_conv"], self.out_channels, mid)
+        _set_norm(new[at["project.1"]], sub["project_bn"], self.out_channels)
         return new[0]  # type: ignore[return-value]
 
 
@@ -455,10 +455,16 @@ def _set_conv(conv: nn.Module, src: nn.Module, out_channels: int, in_channels: i
     """Give a skeleton static 1x1 conv copies of the first ``out_channels`` outputs and
     ``in_channels`` inputs of an elastic pointwise conv's weight and bias."""
     weight, bias = src._parameters["weight"], src._parameters.get("bias")
-    if in_channels < weight.shape[1]:
-        weight = weight.narrow(1, 0, in_channels)
     params = conv._parameters
-    params["weight"] = nn.Parameter(weight.narrow_copy(0, 0, out_channels))
+    if in_channels < weight.shape[1]:
+        # narrow_copy of a contiguous source along dim 1 (the first rows of a contiguous tensor
+        # are contiguous): half the time of narrow_copy on an input-sliced (strided) view, and
+        # a serial copy where clone starts the intra-op thread pool for these mid-size weights.
+        if out_channels < weight.shape[0]:
+            weight = weight.narrow(0, 0, out_channels)
+        params["weight"] = nn.Parameter(weight.narrow_copy(1, 0, in_channels))
+    else:
+        params["weight"] = nn.Parameter(weight.narrow_copy(0, 0, out_channels))
     if bias is not None:
         params["bias"] = nn.Parameter(bias.narrow_copy(0, 0, out_channels))
 
@@ -482,10 +488,10 @@ def _set_norm(norm: nn.Module, src: nn.Module, channels: int) -> None:
         norm.momentum = src.momentum
 
 
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while an acyclic module tree is built; re-enable
-    it afterwards only if it was enabled. Reference counting still frees objects as usual.
+class cyclic_gc_paused:  # lower case: used like a function, ``with cyclic_gc_paused():``
+    """Context manager: pause Python's cyclic garbage collector while an acyclic module tree is
+    built; re-enable it on exit only if it was enabled. Reference counting still frees objects
+    as usual.
 
     Why: an ``ofa-mbv3`` subnet is ~5,900 objects the collector tracks (~260 modules, each
     holding about a dozen dicts). Allocating them triggers collections that promote the
@@ -493,15 +499,23 @@ def cyclic_gc_paused() -> Iterator[None]:
     (~170k objects beside an ``ofa-mbv3`` supernet). A module tree has no reference cycles, so
     the collector has nothing to find in it. Measured on the 2-core VM, ``get_subnet`` in a
     loop over random ``ofa-mbv3`` configs: 5.5 collections and 3.7 ms in the collector per
-    subnet without the pause; with it 0.9 collections (the one the allocations after it
-    trigger) and 1.5-2.0 ms.
+    subnet without the pause.
+
+    A class rather than ``contextlib.contextmanager``: a generator-based manager allocates its
+    ``StopIteration`` *after* the collector is re-enabled, and that allocation alone starts a
+    collection that walks the just-built tree. Here ``__exit__`` re-enables the collector as its
+    last step and allocates nothing after it, so the next collection happens at the caller's
+    next allocation (it walks the tree once if the caller keeps it, and finds it freed if not).
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+
+    __slots__ = ("_was_enabled",)
+
+    def __enter__(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._was_enabled:
             gc.enable()
 
 

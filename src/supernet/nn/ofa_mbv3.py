@@ -161,7 +161,6 @@ class OFAMobileNetV3(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     # --- subnet extraction ----------------------------------------------------------------------
-    @torch.no_grad()
     def get_subnet(self, config: ArchConfig | None = None) -> MobileNetV3:
         """Extract ``config`` (default: the active config) as a plain module with copied weights.
 
@@ -169,18 +168,19 @@ class OFAMobileNetV3(nn.Module):
         statistics; in eval mode its outputs equal the supernet's for the same config. A group-norm
         supernet's subnet is made of :class:`~supernet.nn.blocks.WSConv2d` and ``GroupNorm`` and
         equals it in train mode too (no running statistics; dropout aside).
-        Python's cyclic garbage collector is paused while the subnet is built
-        (:func:`~supernet.nn.elastic.cyclic_gc_paused`: fewer collections, same objects freed).
+        Python's cyclic garbage collector is paused until the subnet is returned
+        (:class:`~supernet.nn.elastic.cyclic_gc_paused`: fewer collections, same objects freed).
 
         Raises:
             ConfigError: when ``config`` is not valid in this supernet's space.
         """
         config = self.active_config if config is None else config.validate(self.space)
         mode = self.training
-        with cyclic_gc_paused():
+        with cyclic_gc_paused(), torch.no_grad():  # no_grad exits first, inside the pause
             blocks: list[nn.Module] = [clone_module(self.first_block, training=mode)]
+            supernet_blocks = list(self.blocks)  # indexing a ModuleList is a Python call each
             for i in config.active_blocks(self.space.stage_max_depths):
-                block = self.blocks[i]
+                block = supernet_blocks[i]
                 blocks.append(block.to_static(config.kernel_size[i], config.expand_ratio[i]))
             subnet = MobileNetV3(
                 clone_module(self.stem, training=mode),
@@ -191,9 +191,8 @@ class OFAMobileNetV3(nn.Module):
                 dropout=self.dropout.p,
                 config=config,
             )
-        for m in (subnet, subnet.blocks, subnet.dropout):  # the rest is cloned in `mode`
-            m.training = mode
-        return subnet
+            subnet.training = subnet.blocks.training = subnet.dropout.training = mode
+        return subnet  # nothing allocated after the pause ends (see cyclic_gc_paused)
 
 
 def build_ofa_mbv3(
