@@ -249,12 +249,15 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     ``get_active_subnet(preserve_weight=True)``; the median over repeats of the mean over
     ``extract_configs`` subnets, after ``extract_warmup`` untimed extractions on both sides
     (ours builds a weightless skeleton per block and (kernel size, expand ratio) on first use:
-    steady state is what a search-then-extract loop sees; the first extraction is noted). The
-    note also gives each side's minor page faults per subnet over one more untimed pass: the
-    copied weights (~20 MB per ``ofa-mbv3`` subnet) land in pages the kernel zero-fills whenever
-    glibc has returned the previous subnet's memory to the system (in a standalone extraction
-    loop on the 2-core VM: ~2,200 faults, ~40% of the time; none in the full bench, where
-    earlier metrics leave glibc keeping freed memory)."""
+    steady state is what a search-then-extract loop sees; the first extraction is noted). With
+    the reference, the two sides' passes alternate (:func:`interleaved_median_seconds`, as for
+    forward and the training step): on the shared 2-core VM, timing one side after the other
+    gave ratios from 4.1x to 5.4x for the same code within an hour. The note also gives each
+    side's minor page faults per subnet over one more untimed pass: the copied weights (~20 MB
+    per ``ofa-mbv3`` subnet) land in pages the kernel zero-fills whenever glibc has returned the
+    previous subnet's memory to the system (in a standalone extraction loop on the 2-core VM:
+    ~2,200 faults, ~40% of the time; none in the full bench, where earlier metrics leave glibc
+    keeping freed memory)."""
     space = get_space(space_name)
     torch.manual_seed(0)
     model = create_supernet(space).eval()
@@ -269,19 +272,18 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
         ours(1)
         first = time.perf_counter() - start
         ours(s.extract_warmup)
-        t_ours = median_seconds(ours, s.repeats, warmup=0) / s.extract_configs
-        faults = _faults_note("ours", minor_page_faults(ours), s.extract_configs)
     row = Row(
         f"subnet sampling + extraction ({space_name})",
         "one random subnet",
         "ms",
-        t_ours * 1e3,
+        float("nan"),
         note=f"ours: first extraction {first * 1e3:.1f} ms",
     )
     if ref is None:
-        return [replace(row, note=row.note + faults)]
-    # Timed one side after the other: alternating the two passes made ours 2-3x slower in two
-    # full bench runs but not when run alone (no page faults, no cyclic garbage); unexplained.
+        with torch.no_grad():
+            t_ours = median_seconds(ours, s.repeats, warmup=0) / s.extract_configs
+            faults = _faults_note("ours", minor_page_faults(ours), s.extract_configs)
+        return [replace(row, ours=t_ours * 1e3, note=row.note + faults)]
     net = reference_network(ref).eval()
     random.seed(0)
 
@@ -292,9 +294,17 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
 
     with torch.no_grad():
         theirs(1 + s.extract_warmup)
-        t_ref = median_seconds(theirs, s.repeats, warmup=0) / s.extract_configs
+        t_ours, t_ref = interleaved_median_seconds([ours, theirs], s.repeats, warmup=0)
+        faults = _faults_note("ours", minor_page_faults(ours), s.extract_configs)
         faults += _faults_note("reference", minor_page_faults(theirs), s.extract_configs)
-    return [replace(row, reference=t_ref * 1e3, note=row.note + faults)]
+    return [
+        replace(
+            row,
+            ours=t_ours / s.extract_configs * 1e3,
+            reference=t_ref / s.extract_configs * 1e3,
+            note=row.note + faults,
+        )
+    ]
 
 
 def _faults_note(who: str, faults: int | None, subnets: int) -> str:

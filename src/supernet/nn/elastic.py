@@ -499,7 +499,9 @@ class cyclic_gc_paused:  # lower case: used like a function, ``with cyclic_gc_pa
     (~170k objects beside an ``ofa-mbv3`` supernet). A module tree has no reference cycles, so
     the collector has nothing to find in it. Measured on the 2-core VM, ``get_subnet`` in a
     loop over random ``ofa-mbv3`` configs: 5.5 collections and 3.7 ms in the collector per
-    subnet without the pause.
+    subnet without the pause; 0.9 collections and ~1.1 ms when the pause ended before the last
+    allocation in ``get_subnet``; 0.01 collections and < 0.01 ms with this class (the loop
+    drops each subnet, which reference counting frees before the next collection is due).
 
     A class rather than ``contextlib.contextmanager``: a generator-based manager allocates its
     ``StopIteration`` *after* the collector is re-enabled, and that allocation alone starts a
