@@ -252,7 +252,7 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     steady state is what a search-then-extract loop sees; the first extraction is noted). With
     the reference, the two sides' passes alternate (:func:`interleaved_median_seconds`, as for
     forward and the training step): on the shared 2-core VM, timing one side after the other
-    gave ratios from 4.1x to 5.4x for the same code within an hour. The note also gives each
+    gave ratios from 4.1x to 5.4x for nearly the same code within an hour. The note also gives each
     side's minor page faults per subnet over one more untimed pass: the copied weights (~20 MB
     per ``ofa-mbv3`` subnet) land in pages the kernel zero-fills whenever glibc has returned the
     previous subnet's memory to the system (in a standalone extraction loop on the 2-core VM:
