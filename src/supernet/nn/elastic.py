@@ -79,13 +79,12 @@ class ElasticPointwiseConv2d(nn.Module):
     def applied_weight(self, in_channels: int, out_channels: int) -> torch.Tensor:
         """The weight ``[out, in, 1, 1]`` the forward convolves with: the slice, standardized
         when ``standardize``."""
-        w = self.weight[:out_channels, :in_channels]
+        w, _ = self.sliced(in_channels, out_channels)
         return standardize_weight(w) if self.standardize else w
 
     def forward(self, x: torch.Tensor, out_channels: int) -> torch.Tensor:
-        w = self.applied_weight(x.shape[1], out_channels)
-        b = None if self.bias is None else self.bias[:out_channels]
-        return F.conv2d(x, w, b)
+        w, b = self.sliced(x.shape[1], out_channels)
+        return F.conv2d(x, standardize_weight(w) if self.standardize else w, b)
 
 
 class ElasticDepthwiseConv2d(nn.Module):
