@@ -174,11 +174,8 @@ def test_subnet_owns_its_weights(randomize, calibrate):
             sub = model.get_subnet(config).eval()
             sub_before = sub(x)
 
-            super_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
-            super_storages |= {b.untyped_storage().data_ptr() for b in model.buffers()}
-            for t in [*sub.parameters(), *sub.buffers()]:
-                assert t.untyped_storage().data_ptr() not in super_storages
-
+            # Writes first: the stem, first block and head are copy-on-write copies, and reading
+            # a mutable pointer (data_ptr) would make them real copies before any write.
             for p in sub.parameters():
                 p.mul_(-1.5).add_(0.3)
             for name, b in sub.named_buffers():
@@ -186,6 +183,11 @@ def test_subnet_owns_its_weights(randomize, calibrate):
                     b.add_(1.0)
             after = model(x)
             sub_after = sub(x)
+
+            super_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
+            super_storages |= {b.untyped_storage().data_ptr() for b in model.buffers()}
+            for t in [*sub.parameters(), *sub.buffers()]:
+                assert t.untyped_storage().data_ptr() not in super_storages
         torch.testing.assert_close(after, before, atol=0, rtol=0)
         assert (sub_after - sub_before).abs().max().item() > 1e-3
 
@@ -289,6 +291,46 @@ def test_clone_module_copies_tensors_and_containers():
     assert not src[0]._forward_hooks
     copy.add_module("extra", nn.Identity())
     assert "extra" not in src._modules
+
+
+@pytest.mark.skipif(not hasattr(torch, "_lazy_clone"), reason="this torch has no _lazy_clone")
+def test_fixed_parts_share_memory_until_either_side_writes():
+    """Stem, first block and head are copy-on-write: no bytes copied at extraction, and a write
+    on either side (optimizer step, BN statistics update, in-place edit) copies first."""
+    model = create_supernet("mbv3-tiny").train()
+    sub = model.get_subnet(model.space.smallest())
+    fixed = ("stem", "first_block", "final_expand", "feature_mix", "classifier")
+    sub_fixed = {name: getattr(sub, name) for name in fixed if name != "first_block"}
+    sub_fixed["first_block"] = sub.blocks[0]
+    for name in fixed:
+        for a, b in zip(
+            getattr(model, name).state_dict().values(),
+            sub_fixed[name].state_dict().values(),
+            strict=True,
+        ):
+            assert a.const_data_ptr() == b.const_data_ptr(), name  # shared until written
+    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
+
+    # A training step on the subnet: SGD writes its parameters, the forward its BN statistics.
+    opt = torch.optim.SGD(sub.parameters(), lr=0.5)
+    sub(
+        torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    ).square().sum().backward()
+    opt.step()
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, snapshot[name], rtol=0, atol=0, msg=name)
+    assert not torch.equal(sub.classifier.weight, model.classifier.weight)
+    assert not torch.equal(sub.stem[1].running_mean, model.stem[1].running_mean)
+    assert sub.classifier.weight.const_data_ptr() != model.classifier.weight.const_data_ptr()
+
+    # A write to the supernet leaves an extracted subnet alone.
+    second = model.get_subnet(model.space.smallest())
+    kept = {k: v.clone() for k, v in second.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(-2.0)
+    for name, value in second.state_dict().items():
+        torch.testing.assert_close(value, kept[name], rtol=0, atol=0, msg=name)
 
 
 @pytest.mark.parametrize("enabled", [True, False])

@@ -521,21 +521,39 @@ class cyclic_gc_paused:  # lower case: used like a function, ``with cyclic_gc_pa
 
 
 def clone_module(
-    module: nn.Module, *, copy_tensors: bool = True, training: bool | None = None
+    module: nn.Module,
+    *,
+    copy_tensors: bool = True,
+    training: bool | None = None,
+    copy_on_write: bool = False,
 ) -> nn.Module:
     """A copy of a static module tree: the same classes and attributes, each parameter and buffer
     cloned (``copy_tensors=True``) or shared (``False``, for skeletons whose tensors the caller
     replaces), every module's ``training`` set to ``training`` (default: kept). See
     :class:`_Skeleton` for what is copied and why this is not ``copy.deepcopy``.
+
+    ``copy_on_write=True`` makes each copy a lazy clone (``torch._lazy_clone``, where this torch
+    has it; a plain ``clone`` otherwise): a tensor with its own storage that shares the source's
+    memory until either of them is written, and a write through either first copies the data
+    (PyTorch's copy-on-write storage: tensors still alias if and only if they share a storage).
+    The copy behaves as a ``clone`` (in-place updates, optimizer steps and ``load_state_dict`` on
+    either side leave the other unchanged), but costs no bytes until then. Reading the mutable
+    pointer (``data_ptr()``, numpy views) also makes the copy real.
     """
     modules = _Skeleton(module).clone(training)
     if copy_tensors:
+        copy = _lazy_clone if copy_on_write else torch.clone
         for new in modules:
             params, buffers = new._parameters, new._buffers
             for name, p in params.items():
                 if p is not None:
-                    params[name] = nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+                    params[name] = nn.Parameter(copy(p.detach()), requires_grad=p.requires_grad)
             for name, b in buffers.items():
                 if b is not None:
-                    buffers[name] = b.clone()
+                    buffers[name] = copy(b)
     return modules[0]
+
+
+# torch._lazy_clone is private and undocumented (copy-on-write storage, pytorch/pytorch#113397);
+# an eager copy where a torch lacks it.
+_lazy_clone = getattr(torch, "_lazy_clone", torch.clone)
