@@ -253,11 +253,10 @@ def extraction_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-m
     the reference, the two sides' passes alternate (:func:`interleaved_median_seconds`, as for
     forward and the training step): on the shared 2-core VM, timing one side after the other
     gave ratios from 4.1x to 5.4x for nearly the same code within an hour. The note also gives each
-    side's minor page faults per subnet over one more untimed pass: the copied weights (~20 MB
-    per ``ofa-mbv3`` subnet) land in pages the kernel zero-fills whenever glibc has returned the
-    previous subnet's memory to the system (in a standalone extraction loop on the 2-core VM:
-    ~2,200 faults, ~40% of the time; none in the full bench, where earlier metrics leave glibc
-    keeping freed memory)."""
+    side's minor page faults per subnet over one more untimed pass: copied weights land in pages
+    the kernel zero-fills whenever glibc has returned the previous subnet's memory to the system
+    (a standalone loop of ours took ~2,200 per ``ofa-mbv3`` subnet, ~40% of its time, until the
+    5 MB head tensors became copy-on-write; ~20 since)."""
     space = get_space(space_name)
     torch.manual_seed(0)
     model = create_supernet(space).eval()
