@@ -1,4 +1,5 @@
-"""Training-step throughput of mbv3-tiny subnets: NCHW (baseline) vs channels_last, and the no-grad
+"""Training-step throughput of mbv3-tiny subnets: NCHW (baseline) vs channels_last, the dense
+depthwise weight gradient (baseline: oneDNN's, ``set_dense_weight_grad(False)``), and the no-grad
 kernel-transform cache (baseline: recomputed every call) — ratios measured in the same run.
 
     python -m benches.train_step [--batch-size 128] [--repeats 5] [--threads 2]
@@ -11,8 +12,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from benches.timing import median_seconds
+from benches.timing import interleaved_median_seconds, median_seconds
 from supernet.nn import ElasticDepthwiseConv2d, create_supernet
+from supernet.nn.depthwise import set_dense_weight_grad
 from supernet.space import get_space
 
 
@@ -40,6 +42,38 @@ def train_step_throughput(batch_size: int, repeats: int) -> list[tuple[str, floa
 
             result.append(batch_size / median_seconds(step, repeats))
         rows.append((name, result[0], result[1]))
+    return rows
+
+
+def dense_depthwise_speedup(batch_size: int, repeats: int) -> list[tuple[str, float, float]]:
+    """(subnet, oneDNN-gradient img/s, dense-gradient img/s) of a channels_last training step for
+    the largest, middle and smallest subnet; the two alternate round by round in one process."""
+    space = get_space("mbv3-tiny")
+    rows = []
+    for name, config in (("largest", space.largest()), ("middle", space.middle()),
+                         ("smallest", space.smallest())):  # fmt: skip
+        torch.manual_seed(0)
+        model = create_supernet(space).to(memory_format=torch.channels_last)
+        model.set_active(config)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        r = config.resolution
+        x = torch.randn(batch_size, 1, r, r).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (batch_size,))
+
+        def step(dense: bool, model=model, opt=opt, x=x, y=y) -> None:
+            previous = set_dense_weight_grad(dense)
+            try:
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            finally:
+                set_dense_weight_grad(previous)
+
+        t_native, t_dense = interleaved_median_seconds(
+            [lambda: step(False), lambda: step(True)], repeats
+        )
+        rows.append((name, batch_size / t_native, batch_size / t_dense))
     return rows
 
 
@@ -74,6 +108,9 @@ def main() -> None:
     print(f"{'subnet':<10}{'NCHW img/s':>12}{'channels_last img/s':>22}{'ratio':>8}")
     for name, nchw, cl in train_step_throughput(args.batch_size, args.repeats):
         print(f"{name:<10}{nchw:>12.0f}{cl:>22.0f}{cl / nchw:>8.2f}")
+    print(f"{'subnet':<10}{'oneDNN dw-grad img/s':>22}{'dense dw-grad img/s':>21}{'ratio':>8}")
+    for name, native, dense in dense_depthwise_speedup(args.batch_size, args.repeats):
+        print(f"{name:<10}{native:>22.0f}{dense:>21.0f}{dense / native:>8.2f}")
     print(f"get_subnet (ofa-mbv3, kernel 3), cache vs recompute: "
           f"{kernel_cache_speedup(args.repeats):.2f}x")  # fmt: skip
 

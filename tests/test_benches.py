@@ -18,6 +18,17 @@ def test_train_step_bench_reports_every_subnet():
     assert all(nchw > 0 and cl > 0 for _, nchw, cl in rows)
 
 
+def test_dense_depthwise_bench_reports_every_subnet_and_restores_the_switch():
+    from benches.train_step import dense_depthwise_speedup
+
+    from supernet.nn.depthwise import set_dense_weight_grad
+
+    rows = dense_depthwise_speedup(batch_size=2, repeats=1)
+    assert [r[0] for r in rows] == ["largest", "middle", "smallest"]
+    assert all(native > 0 and dense > 0 for _, native, dense in rows)
+    assert set_dense_weight_grad(True) is True  # left on, as it was
+
+
 def test_cost_models_bench_reports_times_and_ratio():
     from benches.cost_models import cost_model_speed
 

@@ -34,6 +34,7 @@ from supernet.nn.blocks import (
     make_activation,
     standardize_weight,
 )
+from supernet.nn.depthwise import depthwise_conv2d
 from supernet.space import make_divisible
 
 __all__ = [
@@ -180,7 +181,7 @@ class ElasticDepthwiseConv2d(nn.Module):
     def forward(self, x: torch.Tensor, kernel_size: int) -> torch.Tensor:
         c = x.shape[1]
         w = self.applied_weight(kernel_size, c)
-        return F.conv2d(x, w, None, self.stride, kernel_size // 2, 1, c)
+        return depthwise_conv2d(x, w, self.stride, kernel_size // 2)
 
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):
