@@ -8,6 +8,7 @@ kernel-transform cache (baseline: recomputed every call) — ratios measured in 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,61 +18,61 @@ from supernet.nn import ElasticDepthwiseConv2d, create_supernet
 from supernet.nn.depthwise import set_dense_weight_grad
 from supernet.space import get_space
 
+SUBNETS = ("largest", "middle", "smallest")
+
+
+def _training_step(
+    config_name: str, batch_size: int, fmt: torch.memory_format
+) -> Callable[[], None]:
+    """One SGD step of a fresh seeded mbv3-tiny supernet with ``config_name``'s subnet active,
+    its input in ``fmt``."""
+    space = get_space("mbv3-tiny")
+    config = getattr(space, config_name)()
+    torch.manual_seed(0)
+    model = create_supernet(space).to(memory_format=fmt)
+    model.set_active(config)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    r = config.resolution
+    x = torch.randn(batch_size, 1, r, r).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch_size,))
+
+    def step() -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
 
 def train_step_throughput(batch_size: int, repeats: int) -> list[tuple[str, float, float]]:
     """(subnet, NCHW img/s, channels_last img/s) for the largest, middle and smallest subnet."""
-    space = get_space("mbv3-tiny")
     rows = []
-    for name, config in (("largest", space.largest()), ("middle", space.middle()),
-                         ("smallest", space.smallest())):  # fmt: skip
-        result = []
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            torch.manual_seed(0)
-            model = create_supernet(space).to(memory_format=fmt)
-            model.set_active(config)
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-            r = config.resolution
-            x = torch.randn(batch_size, 1, r, r).contiguous(memory_format=fmt)
-            y = torch.randint(0, 10, (batch_size,))
-
-            def step(model=model, opt=opt, x=x, y=y):
-                loss = F.cross_entropy(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-            result.append(batch_size / median_seconds(step, repeats))
-        rows.append((name, result[0], result[1]))
+    for name in SUBNETS:
+        nchw, cl = (
+            batch_size / median_seconds(_training_step(name, batch_size, fmt), repeats)
+            for fmt in (torch.contiguous_format, torch.channels_last)
+        )
+        rows.append((name, nchw, cl))
     return rows
 
 
 def dense_depthwise_speedup(batch_size: int, repeats: int) -> list[tuple[str, float, float]]:
     """(subnet, oneDNN-gradient img/s, dense-gradient img/s) of a channels_last training step for
     the largest, middle and smallest subnet; the two alternate round by round in one process."""
-    space = get_space("mbv3-tiny")
     rows = []
-    for name, config in (("largest", space.largest()), ("middle", space.middle()),
-                         ("smallest", space.smallest())):  # fmt: skip
-        torch.manual_seed(0)
-        model = create_supernet(space).to(memory_format=torch.channels_last)
-        model.set_active(config)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        r = config.resolution
-        x = torch.randn(batch_size, 1, r, r).contiguous(memory_format=torch.channels_last)
-        y = torch.randint(0, 10, (batch_size,))
+    for name in SUBNETS:
+        step = _training_step(name, batch_size, torch.channels_last)
 
-        def step(dense: bool, model=model, opt=opt, x=x, y=y) -> None:
+        def step_with(dense: bool, step=step) -> None:
             previous = set_dense_weight_grad(dense)
             try:
-                loss = F.cross_entropy(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                step()
             finally:
                 set_dense_weight_grad(previous)
 
         t_native, t_dense = interleaved_median_seconds(
-            [lambda: step(False), lambda: step(True)], repeats
+            [lambda: step_with(False), lambda: step_with(True)], repeats
         )
         rows.append((name, batch_size / t_native, batch_size / t_dense))
     return rows

@@ -54,7 +54,7 @@ def test_depthwise_conv2d_matches_f_conv2d_values_and_gradients(shape):
         if fn is None:
             y = F.conv2d(xi, wi, None, s, k // 2, 1, c)
         else:
-            assert uses_dense_weight_grad(xi, wi, s, k // 2)
+            assert uses_dense_weight_grad(xi, wi)
             y = fn(xi, wi, s, k // 2)
         y.backward(torch.cos(torch.arange(y.numel(), dtype=y.dtype)).view_as(y))
         grads[name] = (y.detach(), xi.grad, wi.grad)
@@ -67,17 +67,17 @@ def test_native_path_where_dense_is_not_chosen():
     w7 = torch.randn(8, 1, 7, 7, requires_grad=True)
     w3 = torch.randn(8, 1, 3, 3, requires_grad=True)
     small = torch.randn(2, 8, 4, 4)
-    assert not uses_dense_weight_grad(x, w7, 1, 3)  # 16x16 map: oneDNN is faster
-    assert not uses_dense_weight_grad(small, w3, 1, 1)  # 3x3: oneDNN's fast path
-    assert uses_dense_weight_grad(small, w7, 1, 3)
-    assert not uses_dense_weight_grad(small, w7.detach(), 1, 3)  # no weight gradient
-    assert not uses_dense_weight_grad(small.double(), w7.double(), 1, 3)
+    assert not uses_dense_weight_grad(x, w7)  # 16x16 map: oneDNN is faster
+    assert not uses_dense_weight_grad(small, w3)  # 3x3: oneDNN's fast path
+    assert uses_dense_weight_grad(small, w7)
+    assert not uses_dense_weight_grad(small, w7.detach())  # no weight gradient
+    assert not uses_dense_weight_grad(small.double(), w7.double())
     with torch.no_grad():
-        assert not uses_dense_weight_grad(small, w7, 1, 3)
+        assert not uses_dense_weight_grad(small, w7)
     previous = set_dense_weight_grad(False)
     try:
         assert previous is True
-        assert not uses_dense_weight_grad(small, w7, 1, 3)
+        assert not uses_dense_weight_grad(small, w7)
         y = depthwise_conv2d(small, w7, 1, 3)
         assert y.grad_fn is not None and "Dense" not in type(y.grad_fn).__name__
     finally:

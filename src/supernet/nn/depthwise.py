@@ -45,10 +45,10 @@ def set_dense_weight_grad(enabled: bool) -> bool:
     return previous
 
 
-def uses_dense_weight_grad(
-    x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int
-) -> bool:
-    """Whether :func:`depthwise_conv2d` computes this weight gradient densely (see module doc)."""
+def uses_dense_weight_grad(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether :func:`depthwise_conv2d` computes the weight gradient of ``weight`` ``[C, 1, k, k]``
+    on input ``x`` ``[N, C, H, W]`` densely: decided by kernel size and input map size alone (the
+    rule above ``_DENSE_PIXELS_PER_TAP``), on CPU, in float32, with gradients on."""
     if not (_enabled and weight.requires_grad and torch.is_grad_enabled()):
         return False
     k = weight.shape[-1]
@@ -70,7 +70,7 @@ def depthwise_conv2d(
     Shapes: ``x`` ``[N, C, H, W]``, ``weight`` ``[C, 1, k, k]`` → ``[N, C, H_out, W_out]``.
     Same values and gradients as ``F.conv2d`` up to float rounding (summation order).
     """
-    if uses_dense_weight_grad(x, weight, stride, padding):
+    if uses_dense_weight_grad(x, weight):
         return _DenseGradDepthwise.apply(x, weight, stride, padding)
     return F.conv2d(x, weight, None, stride, padding, 1, x.shape[1])
 

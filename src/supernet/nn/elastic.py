@@ -521,6 +521,11 @@ class cyclic_gc_paused:  # lower case: used like a function, ``with cyclic_gc_pa
             gc.enable()
 
 
+# torch._lazy_clone is private and undocumented (copy-on-write storage, pytorch/pytorch#113397);
+# an eager copy where a torch lacks it.
+_lazy_clone = getattr(torch, "_lazy_clone", torch.clone)
+
+
 def clone_module(
     module: nn.Module,
     *,
@@ -553,8 +558,3 @@ def clone_module(
                 if b is not None:
                     buffers[name] = copy(b)
     return modules[0]
-
-
-# torch._lazy_clone is private and undocumented (copy-on-write storage, pytorch/pytorch#113397);
-# an eager copy where a torch lacks it.
-_lazy_clone = getattr(torch, "_lazy_clone", torch.clone)
