@@ -335,7 +335,7 @@ def predictor_like_reference(ref_predictor: Any, space: SearchSpace) -> Accuracy
         perm += [encoder.e_info["val2id"][slot][e] for e in space.expand_ratios]
     perm += [encoder.r_info["val2id"][r] for r in space.resolutions]
     assert len(perm) == space.num_blocks * (n_k + n_e) + len(space.resolutions)
-    ours = AccuracyPredictor(space)
+    ours = AccuracyPredictor(space, summary_features=False)
     ref_linears = [m for m in ref_predictor.layers.modules() if isinstance(m, torch.nn.Linear)]
     our_linears = [m for m in ours.mlp if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
@@ -360,7 +360,7 @@ def search_rows(s: Settings, ref: Reference | None, space_name: str = "ofa-mbv3"
     predictor = (
         predictor_like_reference(ref_predictor, space)
         if ref_predictor is not None
-        else AccuracyPredictor(space).eval()
+        else AccuracyPredictor(space, summary_features=False).eval()
     )
     limit = s.macs_limit if space_name == "ofa-mbv3" else float(macs([space.middle()], space)[0])
     constraint = Constraint("macs", lambda b: macs(b, space), limit)

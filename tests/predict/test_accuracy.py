@@ -11,6 +11,7 @@ from supernet.predict import (
     load_predictor,
     save_predictor,
     subnet_sequence,
+    summary_map,
     train_predictor,
 )
 from supernet.space import ENCODING_VERSION, encode, encode_batch, get_space, sample_batch
@@ -104,9 +105,52 @@ def test_default_predictor_is_ofa_sized():
     predictor = AccuracyPredictor(space)
     widths = [m.out_features for m in predictor.mlp if isinstance(m, torch.nn.Linear)]
     assert widths == [400, 400, 400, 1]
-    assert predictor.mlp[0].in_features == 124
+    assert predictor.mlp[0].in_features == 124 + 5 + 1  # encoding, 5 stage depths, resolution
+    assert AccuracyPredictor(space, summary_features=False).mlp[0].in_features == 124
     with pytest.raises(ConfigError, match="hidden"):
         AccuracyPredictor(space, hidden=())
+
+
+@pytest.mark.parametrize("space_name", ["mbv3-tiny", "ofa-mbv3"])
+def test_summary_features_are_stage_depths_and_resolution_scaled_to_unit_range(space_name):
+    space = get_space(space_name)
+    configs = [space.largest(), space.smallest()] + [
+        space.sample(np.random.default_rng(i)) for i in range(20)
+    ]
+    matrix, offset = summary_map(space)
+    got = encode(configs, space) @ matrix + offset
+    low, high = min(space.depths), max(space.depths)
+    r = np.asarray(space.resolutions)
+    want = np.array([
+        [(d - low) / (high - low) for d in c.depth]
+        + [(c.resolution - r.min()) / (r.max() - r.min())]
+        for c in configs
+    ])  # fmt: skip
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert got[0].tolist() == [1.0] * (space.num_stages + 1)  # largest
+    assert got[1].tolist() == [0.0] * (space.num_stages + 1)  # smallest
+
+
+def test_summary_features_change_the_prediction_and_can_be_turned_off(tmp_path):
+    space = get_space("mbv3-tiny")
+    plain = AccuracyPredictor(space, summary_features=False, base_accuracy=85.0)
+    summary = AccuracyPredictor(space, base_accuracy=85.0)
+    with torch.no_grad():  # same weights on the encoding, zero on the summary columns
+        summary.mlp[0].weight.zero_()
+        summary.mlp[0].weight[:, :124] = plain.mlp[0].weight
+        summary.mlp[0].bias.copy_(plain.mlp[0].bias)
+        for a, b in zip(summary.mlp[1:], plain.mlp[1:], strict=True):
+            if isinstance(a, torch.nn.Linear):
+                a.load_state_dict(b.state_dict())
+    x = encode([space.sample(np.random.default_rng(i)) for i in range(8)], space)
+    np.testing.assert_allclose(summary.predict_encoded(x), plain.predict_encoded(x), rtol=1e-6)
+    with torch.no_grad():
+        summary.mlp[0].weight[:, 124:] = 1.0
+    assert not np.allclose(summary.predict_encoded(x), plain.predict_encoded(x))
+    path = save_predictor(tmp_path / "plain.pt", plain, space)
+    loaded, meta = load_predictor(path, space)
+    assert meta["summary_features"] is False and not loaded.summary_features
+    np.testing.assert_array_equal(loaded.predict_encoded(x), plain.predict_encoded(x))
 
 
 def test_save_load_round_trip_gives_identical_predictions(fitted, tmp_path):
@@ -166,9 +210,8 @@ def test_other_predictor_format_version_is_refused(fitted, tmp_path):
     predictor, report = fitted
     path = save_predictor(tmp_path / "p.pt", predictor, predictor.space, report)
     bad = _tampered(path, tmp_path, metadata={"predictor_format_version": 7})
-    with pytest.raises(
-        CheckpointError, match=r"tampered.pt is for predictor_format_version 7, this run uses 1"
-    ):
+    expected = r"tampered.pt is for predictor_format_version 7, this run uses 2; refit it.*fit"
+    with pytest.raises(CheckpointError, match=expected):
         load_predictor(bad, predictor.space)
 
 
@@ -180,6 +223,16 @@ def test_hidden_widths_that_do_not_fit_the_weights_are_refused(fitted, tmp_path,
     with pytest.raises(CheckpointError, match=r"tampered.pt.*hidden") as info:
         load_predictor(bad, predictor.space)
     assert "Traceback" not in str(info.value)
+
+
+@pytest.mark.parametrize("flag", [False, None, 1, "true"])
+def test_a_summary_features_flag_that_does_not_fit_the_weights_is_refused(fitted, tmp_path, flag):
+    predictor, report = fitted
+    path = save_predictor(tmp_path / "p.pt", predictor, predictor.space, report)
+    bad = _tampered(path, tmp_path, metadata={"summary_features": flag})
+    expected = r"state_dict\['mlp.0.weight'\] has shape \(64, 130\).*\(64, 124\)"
+    with pytest.raises(CheckpointError, match=expected if flag is False else "summary_features"):
+        load_predictor(bad, predictor.space)
 
 
 def test_weights_of_the_wrong_shape_or_not_finite_are_refused(fitted, tmp_path):

@@ -111,7 +111,7 @@ def fit(
     run_dir: RunDirOpt,
     epochs: Annotated[int, typer.Option(help="Full-batch Adam steps.")] = 500,
     lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay to 0).")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="L2 weight decay on the weights.")] = 1e-2,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay on the weights.")] = 1e-1,
     holdout: Annotated[float, typer.Option(help="Fraction of subnets held out to score.")] = 0.2,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the split and the initialisation.")] = 0,
     threads: ThreadsOpt = None,
@@ -125,10 +125,11 @@ def fit(
     """Fit the accuracy predictor on `RUN_DIR/acc_dataset.csv` and score it on held-out subnets.
 
     An MLP (3 hidden layers of 400 units) on the Once-for-All encoding (one-hot kernel size and
-    expand ratio per block slot, masked by depth, plus one-hot resolution) predicts top-1
-    accuracy. Held-out subnets are random ones (the largest and smallest stay in training). Prints
-    the held-out RMSE (accuracy points), Kendall τ and Spearman ρ and saves the predictor with its
-    space and encoding version (Once-for-All, arXiv 1908.09791, Sec. 3.4).
+    expand ratio per block slot, masked by depth, plus one-hot resolution), with each stage's
+    depth and the resolution as numbers besides, predicts top-1 accuracy. Held-out subnets are
+    random ones (the largest and smallest stay in training). Prints the held-out RMSE (accuracy
+    points), Kendall τ and Spearman ρ and saves the predictor with its space and encoding version
+    (Once-for-All, arXiv 1908.09791, Sec. 3.4).
     """
     from supernet.predict import ACC_DATASET, read_accuracy_dataset, save_predictor, train_predictor
     from supernet.runtime import set_threads

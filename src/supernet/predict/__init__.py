@@ -10,6 +10,7 @@ from supernet.predict.accuracy import (
     PredictorReport,
     load_predictor,
     save_predictor,
+    summary_map,
     train_predictor,
 )
 from supernet.predict.dataset import (
@@ -34,5 +35,6 @@ __all__ = [
     "read_accuracy_dataset",
     "save_predictor",
     "subnet_sequence",
+    "summary_map",
     "train_predictor",
 ]
