@@ -251,11 +251,11 @@ def train_predictor(
     ones. Full-batch Adam (``lr``; L2 ``weight_decay`` on the weights; cosine decay to 0 over
     ``epochs`` steps) minimizes the mean squared error of standardized accuracy.
 
-    Defaults chosen on ``mbv3-tiny`` Fashion-MNIST (the quick preset's supernet, 1,002 measured
-    subnets, the same 200 held out for every setting, 2026-12-03): ``weight_decay`` 1e-1 against
-    the former 1e-2 gave a held-out RMSE of 0.67 / 0.52 / 0.43 points against 0.73 / 0.61 / 0.51
-    with 160 / 400 / 800 training subnets (mean of 2 seeds), and the summary features (stage
-    depths, resolution) lowered it further to 0.62 / 0.48 / 0.40 (Kendall tau 0.53 / 0.65 / 0.70).
+    Defaults chosen on ``mbv3-tiny`` Fashion-MNIST (the quick preset's supernet, 2026-12-03,
+    ``benches/predictor_study.py``, means over split seeds 0-2): weight decay 1e-1 with the summary
+    features gave a held-out RMSE of 0.541 / 0.519 / 0.510 points and Kendall tau 0.539 / 0.662 /
+    0.692 with 202 / 402 / 1002 collected subnets, against 0.631 / 0.638 / 0.555 and tau 0.460 /
+    0.582 / 0.664 for the paper's MLP at the former weight decay 1e-2.
     The paper's 16K training subnets are out of reach on 2 CPU cores. Initialisation and split
     come from ``seed`` only (global RNGs are left as they were), so a call is reproducible on one
     machine. The predictor returned is the one scored.
