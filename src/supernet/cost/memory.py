@@ -61,48 +61,67 @@ def _check_bytes(name: str, value: int) -> int:
     return int(value)
 
 
-def _alive_elements(sh: SubnetShapes) -> tuple[list[str], np.ndarray]:
-    """Layer names and alive activation elements per layer, ``[N, L]`` int64 (0 where a block
-    slot is inactive)."""
+def _block_elements(sh: SubnetShapes) -> dict[str, np.ndarray]:
+    """Alive activation elements while each block slot's layers run, all slots at once: ``expand``,
+    ``depthwise``, ``se`` and ``project``, each ``[N, S]`` int64 (0 where the slot is inactive;
+    ``se`` also 0 where the slot's stage has no SE). One array expression per layer kind instead
+    of a Python loop over slots: the search evaluates this for every batch of candidates."""
+    in_area, out_area = sh.in_size**2, sh.out_size**2
+    mid = sh.mid_channels
+    x = in_area * sh.in_channels[None, :]
+    t_in, t_out, y = in_area * mid, out_area * mid, out_area * sh.out_channels[None, :]
+    skip = np.where(sh.residual[None, :], x, 0)
+    active = sh.active
+    return {
+        "expand": np.where(active, x + t_in, 0),
+        "depthwise": np.where(active, np.maximum(t_in, t_out) + skip, 0),
+        "se": np.where(active & sh.use_se[None, :], t_out + mid + sh.se_mid_channels + skip, 0),
+        "project": np.where(active, t_out + y + skip, 0),
+    }
+
+
+def _fixed_elements(
+    sh: SubnetShapes,
+) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
+    """Alive elements of the layers before the block slots (stem, first block) and after them
+    (final expand, pool, feature mix, classifier): ``(name, [N])`` pairs in execution order."""
     sp = sh.space
-    names: list[str] = []
-    columns: list[np.ndarray] = []
-
-    def add(name: str, elements: np.ndarray) -> None:
-        names.append(name)
-        columns.append(elements)
-
+    zero = np.zeros_like(sh.resolution)
     image = sh.resolution**2 * sp.input_channels
     stem_area = sh.stem_size**2
     stem_out = stem_area * sp.stem_width
-    add("stem", image + stem_out)
     skip = stem_out if sh.first_block_residual else 0
-    add("first_block.depthwise", stem_out + skip)  # max(in, out) = stem_out, plus the skip
     first_out = stem_area * sp.first_block_width
-    add("first_block.project", stem_out + first_out + skip)
-
-    zero = np.zeros_like(sh.resolution)
-    for s in range(sp.num_blocks):
-        active = sh.active[:, s]
-        in_area, out_area = sh.in_size[:, s] ** 2, sh.out_size[:, s] ** 2
-        mid, se = sh.mid_channels[:, s], sh.se_mid_channels[:, s]
-        x = in_area * sh.in_channels[s]
-        t_in, t_out, y = in_area * mid, out_area * mid, out_area * sh.out_channels[s]
-        skip = x if sh.residual[s] else zero
-        add(f"blocks.{s}.expand", np.where(active, x + t_in, 0))
-        add(f"blocks.{s}.depthwise", np.where(active, np.maximum(t_in, t_out) + skip, 0))
-        if sh.use_se[s]:
-            add(f"blocks.{s}.se", np.where(active, t_out + mid + se + skip, 0))
-        add(f"blocks.{s}.project", np.where(active, t_out + y + skip, 0))
-
+    before = [
+        ("stem", image + stem_out),
+        ("first_block.depthwise", stem_out + skip),  # max(in, out) = stem_out, plus the skip
+        ("first_block.project", stem_out + first_out + skip),
+    ]
     final_area = sh.final_size**2
     final_in = final_area * sh.last_width
     final_out = final_area * sp.final_expand_width
-    add("final_expand", final_in + final_out)
-    add("pool", final_out + sp.final_expand_width)
-    add("feature_mix", zero + sp.final_expand_width + sp.feature_mix_width)
-    add("classifier", zero + sp.feature_mix_width + sp.num_classes)
-    return names, np.stack(columns, axis=1).astype(np.int64)
+    after = [
+        ("final_expand", final_in + final_out),
+        ("pool", final_out + sp.final_expand_width),
+        ("feature_mix", zero + sp.final_expand_width + sp.feature_mix_width),
+        ("classifier", zero + sp.feature_mix_width + sp.num_classes),
+    ]
+    return before, after
+
+
+def _alive_elements(sh: SubnetShapes) -> tuple[list[str], np.ndarray]:
+    """Layer names and alive activation elements per layer, ``[N, L]`` int64 (0 where a block
+    slot is inactive)."""
+    before, after = _fixed_elements(sh)
+    blocks = _block_elements(sh)
+    columns = list(before)
+    for s in range(sh.space.num_blocks):
+        kinds = ("expand", "depthwise", "se", "project") if sh.use_se[s] else (
+            "expand", "depthwise", "project")  # fmt: skip
+        columns += [(f"blocks.{s}.{kind}", blocks[kind][:, s]) for kind in kinds]
+    columns += after
+    names = [name for name, _ in columns]
+    return names, np.stack([c for _, c in columns], axis=1).astype(np.int64)
 
 
 def activation_bytes_per_layer(
@@ -128,8 +147,14 @@ def activation_bytes_per_layer(
 
 
 def peak_elements(shapes: SubnetShapes) -> np.ndarray:
-    """Peak alive activation elements per config, ``[N]`` int64 (× bytes per element = bytes)."""
-    return _alive_elements(shapes)[1].max(axis=1)
+    """Peak alive activation elements per config, ``[N]`` int64 (× bytes per element = bytes):
+    the row maximum of :func:`activation_bytes_per_layer`'s elements, without building the
+    per-layer table."""
+    before, after = _fixed_elements(shapes)
+    peak = np.max([c for _, c in before + after], axis=0)
+    for elements in _block_elements(shapes).values():
+        peak = np.maximum(peak, elements.max(axis=1))
+    return peak.astype(np.int64)
 
 
 def peak_memory_bytes(

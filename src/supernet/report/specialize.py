@@ -26,13 +26,12 @@ import torch
 from supernet.cost import (
     DeviceSpec,
     LatencyTable,
+    SubnetShapes,
     load_latency_table,
-    macs,
     measure_latency,
-    model_size_bytes,
     params,
-    peak_memory_bytes,
 )
+from supernet.cost.memory import peak_elements
 from supernet.data import BatchLoader, resize
 from supernet.errors import ConfigError
 from supernet.export import export_subnet
@@ -136,14 +135,29 @@ class SpecializeResult:
 
 
 def objectives_for(space: SearchSpace, table: LatencyTable | None) -> dict[str, Callable]:
-    """Batched cost objectives, ``ConfigBatch [N] -> [N]``, named as in ``CONSTRAINT_OBJECTIVES``.
+    """Batched cost objectives, ``ConfigBatch [N] -> [N]``, named as in ``CONSTRAINT_OBJECTIVES``:
+    MACs, and peak activation memory and model size in bytes of fp32 tensors and weights (as
+    :func:`supernet.cost.macs`, :func:`supernet.cost.peak_memory_bytes` and
+    :func:`supernet.cost.model_size_bytes` give them).
 
     ``latency_ms`` is present only with a latency table.
     """
+    # The search checks each constraint of a device on the same batch in turn, and MACs, params
+    # and peak memory all derive from the subnets' shapes: build those once per batch (a
+    # ConfigBatch is immutable, so the last one is kept by identity).
+    last: dict[str, Any] = {}
+
+    def shapes(batch: ConfigBatch | Sequence[ArchConfig]) -> SubnetShapes:
+        if not isinstance(batch, ConfigBatch):
+            return SubnetShapes.from_configs(batch, space)
+        if last.get("batch") is not batch:
+            last.update(batch=batch, shapes=SubnetShapes.from_configs(batch, space))
+        return last["shapes"]
+
     objectives: dict[str, Callable] = {
-        "macs": lambda b: macs(b, space),
-        "peak_memory_bytes": lambda b: peak_memory_bytes(b, space),
-        "model_size_bytes": lambda b: model_size_bytes(b, space),
+        "macs": lambda b: shapes(b).macs(),
+        "peak_memory_bytes": lambda b: peak_elements(shapes(b)) * 4,
+        "model_size_bytes": lambda b: shapes(b).params() * 4,
     }
     if table is not None:
         objectives["latency_ms"] = table.predict
