@@ -10,7 +10,9 @@ import pytest
 from supernet.cost import (
     COST_KEYS,
     activation_bytes_per_layer,
+    SubnetShapes,
     cost_table,
+    costs_of_shapes,
     count_params,
     macs,
     measure_macs,
@@ -159,6 +161,26 @@ def test_cost_table_agrees_with_the_single_cost_functions():
     )
     np.testing.assert_array_equal(table["model_size_bytes"], model_size_bytes(configs, space))
     np.testing.assert_array_equal(table["model_size_bytes_int8"], table["params"])
+
+
+@pytest.mark.parametrize(
+    "keys", [("macs",), ("peak_memory_bytes",), ("model_size_bytes_int8", "peak_memory_bytes_int8")]
+)
+def test_costs_of_shapes_gives_only_the_asked_costs_equal_to_the_full_table(keys):
+    space = get_space("mbv3-tiny")
+    batch = sample_batch(space, 40, np.random.default_rng(5))
+    out = costs_of_shapes(SubnetShapes.from_configs(batch, space), keys)
+    full = cost_table(batch, space)
+    assert tuple(out) == keys
+    for key in keys:
+        np.testing.assert_array_equal(out[key], full[key])
+
+
+def test_costs_of_shapes_rejects_an_unknown_cost_naming_the_known_ones():
+    space = get_space("mbv3-tiny")
+    shapes = SubnetShapes.from_configs([space.largest()], space)
+    with pytest.raises(ConfigError, match=r"unknown cost 'flops'.*macs, params"):
+        costs_of_shapes(shapes, ("macs", "flops"))
 
 
 def test_ofa_largest_subnet_peak_is_the_first_stage_expand():

@@ -17,7 +17,7 @@ from supernet.cost.lut_build import (
 )
 from supernet.cost.macs import SubnetShapes, count_params, macs, measure_macs, params
 from supernet.cost.memory import activation_bytes_per_layer, model_size_bytes, peak_memory_bytes
-from supernet.cost.table import COST_KEYS, cost_table
+from supernet.cost.table import COST_KEYS, cost_table, costs_of_shapes
 
 __all__ = [
     "COST_KEYS",
@@ -29,6 +29,7 @@ __all__ = [
     "activation_bytes_per_layer",
     "build_latency_table",
     "cost_table",
+    "costs_of_shapes",
     "count_params",
     "describe_machine",
     "get_device",

@@ -46,6 +46,7 @@ from supernet.errors import ConfigError
 from supernet.space import ArchConfig, ConfigBatch, SearchSpace
 
 __all__ = [
+    "FP32_BYTES",
     "activation_bytes_per_layer",
     "model_size_bytes",
     "peak_elements",
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 ALLOWED_BYTES = (1, 2, 4)  # int8, fp16 / bf16, fp32
+FP32_BYTES = 4
+"""Bytes of one fp32 activation or weight: the default of every byte count here."""
 
 
 def _check_bytes(name: str, value: int) -> int:
@@ -125,7 +128,10 @@ def _alive_elements(sh: SubnetShapes) -> tuple[list[str], np.ndarray]:
 
 
 def activation_bytes_per_layer(
-    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace, *, bytes_per_element: int = 4
+    configs: Sequence[ArchConfig] | ConfigBatch,
+    space: SearchSpace,
+    *,
+    bytes_per_element: int = FP32_BYTES,
 ) -> tuple[list[str], np.ndarray]:
     """Activation bytes alive while each layer runs (inference, batch 1), as counted in this
     module's docstring; the row maximum is :func:`peak_memory_bytes`.
@@ -158,7 +164,10 @@ def peak_elements(shapes: SubnetShapes) -> np.ndarray:
 
 
 def peak_memory_bytes(
-    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace, *, bytes_per_element: int = 4
+    configs: Sequence[ArchConfig] | ConfigBatch,
+    space: SearchSpace,
+    *,
+    bytes_per_element: int = FP32_BYTES,
 ) -> np.ndarray:
     """Peak activation memory of each config's subnet: inference, batch 1, layer by layer with
     in-place depthwise convolution (see the module docstring for exactly what is alive).
@@ -179,7 +188,10 @@ def peak_memory_bytes(
 
 
 def model_size_bytes(
-    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace, *, bytes_per_weight: int = 4
+    configs: Sequence[ArchConfig] | ConfigBatch,
+    space: SearchSpace,
+    *,
+    bytes_per_weight: int = FP32_BYTES,
 ) -> np.ndarray:
     """Model size (flash) of each config's subnet: :func:`~supernet.cost.macs.params` ×
     ``bytes_per_weight`` (4 for fp32, 1 for int8).

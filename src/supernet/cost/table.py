@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from supernet.cost.macs import SubnetShapes
-from supernet.cost.memory import peak_elements
+from supernet.cost.memory import FP32_BYTES, peak_elements
+from supernet.errors import ConfigError
 from supernet.space import ArchConfig, ConfigBatch, SearchSpace
 
-__all__ = ["COST_KEYS", "cost_table"]
+__all__ = ["COST_KEYS", "cost_table", "costs_of_shapes"]
 
 COST_KEYS = (
     "macs",
@@ -42,13 +43,30 @@ def cost_table(
     Reference: Once-for-All, arXiv 1908.09791, Sec. 4 (MACs); MCUNet, arXiv 2007.10319, Sec. 3
     (peak SRAM, flash).
     """
-    shapes = SubnetShapes.from_configs(configs, space)
-    n_params, peak = shapes.params(), peak_elements(shapes)
-    return {
-        "macs": shapes.macs(),
-        "params": n_params,
-        "peak_memory_bytes": peak * 4,
-        "peak_memory_bytes_int8": peak,
-        "model_size_bytes": n_params * 4,
-        "model_size_bytes_int8": n_params,
-    }
+    return costs_of_shapes(SubnetShapes.from_configs(configs, space))
+
+
+def costs_of_shapes(shapes: SubnetShapes, keys: Sequence[str] = COST_KEYS) -> dict[str, np.ndarray]:
+    """The costs named in ``keys`` (a subset of :data:`COST_KEYS`, as in :func:`cost_table`) of
+    subnets whose layer shapes are already built; each of MACs, params and the peak is computed
+    at most once, and only when a key needs it.
+
+    Shapes: ``shapes`` of N subnets → each value ``[N]`` int64.
+
+    Raises:
+        ConfigError: a key is not one of :data:`COST_KEYS` (names it and the known keys).
+    """
+    unknown = [k for k in keys if k not in COST_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown cost {unknown[0]!r}; known costs: {', '.join(COST_KEYS)}")
+    out: dict[str, np.ndarray] = {}
+    if "macs" in keys:
+        out["macs"] = shapes.macs()
+    if {"params", "model_size_bytes", "model_size_bytes_int8"} & set(keys):
+        n_params = shapes.params()
+        out.update(params=n_params, model_size_bytes=n_params * FP32_BYTES,
+                   model_size_bytes_int8=n_params)  # fmt: skip
+    if {"peak_memory_bytes", "peak_memory_bytes_int8"} & set(keys):
+        peak = peak_elements(shapes)
+        out.update(peak_memory_bytes=peak * FP32_BYTES, peak_memory_bytes_int8=peak)
+    return {k: out[k] for k in keys}

@@ -27,11 +27,11 @@ from supernet.cost import (
     DeviceSpec,
     LatencyTable,
     SubnetShapes,
+    costs_of_shapes,
     load_latency_table,
     measure_latency,
     params,
 )
-from supernet.cost.memory import peak_elements
 from supernet.data import BatchLoader, resize
 from supernet.errors import ConfigError
 from supernet.export import export_subnet
@@ -154,10 +154,11 @@ def objectives_for(space: SearchSpace, table: LatencyTable | None) -> dict[str, 
             last.update(batch=batch, shapes=SubnetShapes.from_configs(batch, space))
         return last["shapes"]
 
+    def cost(key: str) -> Callable:
+        return lambda b: costs_of_shapes(shapes(b), (key,))[key]
+
     objectives: dict[str, Callable] = {
-        "macs": lambda b: shapes(b).macs(),
-        "peak_memory_bytes": lambda b: peak_elements(shapes(b)) * 4,
-        "model_size_bytes": lambda b: shapes(b).params() * 4,
+        key: cost(key) for key in ("macs", "peak_memory_bytes", "model_size_bytes")
     }
     if table is not None:
         objectives["latency_ms"] = table.predict
