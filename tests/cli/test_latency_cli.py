@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -130,4 +131,9 @@ def test_build_then_validate_with_a_plot(tmp_path, tiny_space_name):
                                  "--repeats", "2", "--plot", str(plot)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "MAPE (%)" in result.output and "Kendall τ" in result.output
+    assert re.search(r"fit subnets take \d+\.\d{3}x their build-time", result.output)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = runner.invoke(app, ["latency", "validate", "--lut", str(lut), "--n", "3",
+                                 "--repeats", "2", "--no-drift-check"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "MAPE (%)" in result.output and "build-time" not in result.output

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from supernet.cost.device import DeviceSpec
+from supernet.cost.latency import LatencyResult
 from supernet.cost.lut import (
     LatencyTable,
     config_keys,
@@ -292,6 +293,40 @@ def test_validate_reports_mape_and_tau(table):
         validate_latency_table(table, n=4, seed=-1)
     with pytest.raises(LatencyTableError, match="not 'mbv3-tiny'"):
         validate_latency_table(table, get_space("mbv3-tiny"), n=2)
+
+
+def test_validate_measures_the_machine_drift_on_the_fit_subnets(table, monkeypatch):
+    """The machine runs 2x slower than at build time: the fit subnets take 2x their stored
+    latency and the validation subnets 2x their prediction → plain MAPE 50%, speed ratio 2,
+    drift-corrected MAPE 0."""
+    import supernet.cost.lut_build as lut_build
+
+    then = table.build["fit"]["measured_ms"]
+
+    def measure(space, configs, device, **_):  # the 6 validation subnets, then any fit subnets
+        assert len(configs) in (6, 6 + len(then))
+        ms = [2 * float(p) for p in table.predict(configs[:6])] + [2 * m for m in then]
+        ms = ms[: len(configs)]
+        return [LatencyResult(m, 0.0, 1, 1, "torch", 1, "contiguous", 1) for m in ms]
+
+    monkeypatch.setattr(lut_build, "measure_subnets", measure)
+    result = validate_latency_table(table, n=6, seed=3)
+    assert result.speed_ratio == pytest.approx(2.0)
+    assert result.mape_percent == pytest.approx(50.0)
+    assert result.drift_corrected_mape_percent == pytest.approx(0.0, abs=1e-9)
+    off = validate_latency_table(table, n=6, seed=3, drift_check=False)
+    assert off.speed_ratio is None and off.drift_corrected_mape_percent is None
+    assert off.mape_percent == pytest.approx(50.0)
+
+
+def test_validate_refuses_a_malformed_fit_record(table):
+    broken = dataclasses.replace(
+        table, build={**table.build, "fit": {**table.build["fit"], "measured_ms": [1.0]}}
+    )
+    with pytest.raises(LatencyTableError, match=r"build\.fit has \d+ configs but measured_ms"):
+        validate_latency_table(broken, n=2)
+    no_fit = dataclasses.replace(table, build={k: v for k, v in table.build.items() if k != "fit"})
+    assert validate_latency_table(no_fit, n=2, repeats=1, warmup=0).speed_ratio is None
 
 
 @pytest.mark.parametrize(

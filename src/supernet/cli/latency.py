@@ -122,6 +122,10 @@ def build(
     )
 
 
+DRIFT_WARNING = 0.05
+"""Speed drift (fraction) above which `validate` warns that the machine has changed speed."""
+
+
 @latency_app.command()
 @friendly
 def validate(
@@ -136,11 +140,20 @@ def validate(
     plot: Annotated[
         Path | None, typer.Option(help="Write a predicted-vs-measured scatter plot (PNG).")
     ] = None,
+    drift_check: Annotated[
+        bool,
+        typer.Option(
+            help="Also re-measure the table's fit subnets to report how much faster or slower "
+            "the machine runs than when the table was built, and the MAPE without that drift."
+        ),
+    ] = True,
 ) -> None:
     """Measure random subnets and compare them with the table's predictions.
 
     Prints the mean absolute percentage error (MAPE) and Kendall's τ between predicted and
-    measured latency, measured with the table's runtime, threads and batch size.
+    measured latency, measured with the table's runtime, threads and batch size. With the drift
+    check (default) it also prints the machine's speed now against build time (the table's fit
+    subnets measured again) and the MAPE with that ratio taken out.
     """
     from supernet.cost.lut import load_latency_table
     from supernet.cost.lut_build import validate_latency_table
@@ -156,7 +169,9 @@ def validate(
         def report(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, what=what)
 
-        result = validate_latency_table(table, n=n, seed=seed, repeats=repeats, progress=report)
+        result = validate_latency_table(
+            table, n=n, seed=seed, repeats=repeats, drift_check=drift_check, progress=report
+        )
     out = Table(title=f"{escape(str(lut))}: predicted vs measured latency")
     for col in ("subnets", "MAPE (%)", "Kendall τ", "measured (ms)", "predicted (ms)"):
         out.add_column(col, justify="right")
@@ -168,6 +183,19 @@ def validate(
         f"{result.predicted_ms.min():.3f}..{result.predicted_ms.max():.3f}",
     )
     console.print(out)
+    if result.speed_ratio is not None:
+        ratio, drift = result.speed_ratio, abs(result.speed_ratio - 1)
+        console.print(
+            f"machine speed drift: the table's fit subnets take {ratio:.3f}x their build-time "
+            f"latency now; MAPE with that taken out: {result.drift_corrected_mape_percent:.2f}%"
+        )
+        if drift > DRIFT_WARNING:
+            console.print(
+                f"[yellow]warning:[/] this machine runs {100 * drift:.0f}% "
+                f"{'slower' if ratio > 1 else 'faster'} than when the table was built; "
+                "absolute predictions are off by that much (the ranking is not): rebuild the "
+                "table on a steady machine"
+            )
     if plot is not None:
         from supernet.report import plot_latency_validation
 

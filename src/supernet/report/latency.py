@@ -16,8 +16,17 @@ def plot_latency_validation(
 ) -> Path:
     """Scatter predicted vs measured latency (ms) with the y = x line; write a PNG to ``path``.
 
+    The title gives MAPE and Kendall's τ, and with a drift check the machine's speed ratio since
+    the table was built and the MAPE without it.
+
     Returns the path written (its directory is created).
     """
+    drift = ""
+    if validation.speed_ratio is not None:
+        drift = (
+            f"\nmachine {validation.speed_ratio:.2f}x its build-time latency; "
+            f"MAPE {validation.drift_corrected_mape_percent:.1f}% without that drift"
+        )
     return plot_measured_vs_predicted(
         validation.measured_ms,
         validation.predicted_ms,
@@ -25,5 +34,5 @@ def plot_latency_validation(
         quantity="latency (ms)",
         label=f"{len(validation.measured_ms)} subnets",
         title=f"{title}\nMAPE {validation.mape_percent:.1f}%, "
-        f"Kendall τ {validation.kendall_tau:.3f}",
+        f"Kendall τ {validation.kendall_tau:.3f}{drift}",
     )
