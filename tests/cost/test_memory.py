@@ -9,8 +9,8 @@ import pytest
 
 from supernet.cost import (
     COST_KEYS,
-    activation_bytes_per_layer,
     SubnetShapes,
+    activation_bytes_per_layer,
     cost_table,
     costs_of_shapes,
     count_params,
