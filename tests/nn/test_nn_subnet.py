@@ -20,8 +20,9 @@ from supernet.nn import (
     MBConv,
     MobileNetV3,
     create_supernet,
+    fold_batchnorm,
 )
-from supernet.space import ArchConfig, SearchSpace, list_spaces, make_divisible
+from supernet.space import ArchConfig, SearchSpace, get_space, list_spaces, make_divisible
 
 ELASTIC_TYPES = (
     ElasticBatchNorm2d,
@@ -405,3 +406,35 @@ def test_no_collection_walks_a_subnet_that_get_subnet_is_building():
         gc.enable() if was_enabled else gc.disable()
     assert not any(saw_blocks[:during])
     assert any(saw_blocks[during:]) and later and isinstance(subnet.blocks[1], MBConv)
+
+
+@pytest.mark.parametrize("norm", ["bn", "gn"])
+def test_fold_batchnorm_keeps_the_outputs_and_removes_every_batchnorm(randomize, norm):
+    space = get_space("mbv3-tiny", num_classes=10)
+    model = randomize(create_supernet(space, norm=norm), seed=3)
+    config = space.sample(np.random.default_rng(2))
+    subnet = model.get_subnet(config).eval()
+    x = torch.randn(8, 1, config.resolution, config.resolution)
+    with torch.no_grad():
+        before = subnet(x)
+        n_convs_with_bias = sum(
+            isinstance(m, nn.Conv2d) and m.bias is not None for m in subnet.modules()
+        )
+        assert fold_batchnorm(subnet) is subnet
+        after = subnet(x)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    batchnorms = sum(isinstance(m, nn.BatchNorm2d) for m in subnet.modules())
+    biased = sum(isinstance(m, nn.Conv2d) and m.bias is not None for m in subnet.modules())
+    if norm == "bn":
+        assert batchnorms == 0 and biased > n_convs_with_bias
+    else:  # group norm keeps no running statistics: nothing to fold
+        assert biased == n_convs_with_bias
+        assert any(isinstance(m, nn.GroupNorm) for m in subnet.modules())
+
+
+def test_fold_batchnorm_refuses_a_module_in_training_mode():
+    space = get_space("mbv3-tiny")
+    subnet = create_supernet(space).get_subnet(space.smallest()).train()
+    with pytest.raises(ValueError, match=r"eval mode"):
+        fold_batchnorm(subnet)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in subnet.modules())
