@@ -54,7 +54,16 @@ class ExportError(SupernetError):
 
 class SearchError(SupernetError):
     """A search cannot run as asked: no subnet found that meets its constraints (the message gives
-    the cheapest value of each constraint found, so the user knows what is achievable)."""
+    the cheapest value of each constraint found, so the user knows what is achievable).
+
+    Attributes:
+        cheapest: constraint name → the cheapest value found (units as the constraint's), when
+            the error is about infeasible constraints; else empty.
+    """
+
+    def __init__(self, message: str, cheapest: dict[str, float] | None = None) -> None:
+        super().__init__(message)
+        self.cheapest = dict(cheapest or {})
 
 
 class TrainingInterrupted(KeyboardInterrupt):

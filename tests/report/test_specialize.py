@@ -1,5 +1,6 @@
 """Specialize a tiny trained run for devices: search, extract, test, time, export, report."""
 
+import csv
 import json
 import shutil
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from supernet.cost import DeviceSpec, macs, peak_memory_bytes
-from supernet.errors import ConfigError
+from supernet.errors import ConfigError, SearchError
 from supernet.predict import collect_accuracy_dataset, save_predictor, train_predictor
 from supernet.report.run_report import write_run_report, write_specialize_outputs
 from supernet.report.specialize import specialize
@@ -86,3 +87,47 @@ def test_a_latency_budget_without_a_table_is_a_clear_error(run_with_predictor, t
         specialize(run_with_predictor, [device], out_dir=tmp_path, evolution=FAST, device="cpu")
     with pytest.raises(ConfigError, match="no devices"):
         specialize(run_with_predictor, [], evolution=FAST, device="cpu")
+
+
+def test_an_impossible_device_is_reported_and_the_others_still_specialized(
+    run_with_predictor, tmp_path
+):
+    space = get_space("mbv3-tiny")
+    smallest_macs = float(macs([space.smallest()], space)[0])
+    mid_macs = float(macs([space.middle()], space)[0])
+    devices = [
+        DeviceSpec(name="tiny", runtime="onnxruntime", threads=1,
+                   constraints={"max_macs": smallest_macs / 2}),
+        DeviceSpec(name="ok", runtime="onnxruntime", threads=1, constraints={"max_macs": mid_macs}),
+    ]  # fmt: skip
+    result = specialize(run_with_predictor, devices, out_dir=tmp_path / "out", evolution=FAST,
+                        baseline_subnets=0, device="cpu")  # fmt: skip
+    assert [d.device for d in result.devices] == ["ok"]
+    (tiny,) = result.infeasible
+    assert tiny.device == "tiny" and tiny.cheapest["macs"] == pytest.approx(smallest_macs)
+    assert "meets all constraints" in tiny.message
+    assert not (tmp_path / "out" / "tiny").exists()
+    write_specialize_outputs(result)
+    rows = list(csv.DictReader((tmp_path / "out" / "specialize.csv").open()))
+    assert [(r["device"], r["meets_constraints"]) for r in rows] == [
+        ("ok", "True"),
+        ("tiny", "False"),
+    ]
+    assert rows[1]["note"].startswith("no subnet meets the budgets; cheapest found: macs")
+    table = (tmp_path / "out" / "specialize.md").read_text()
+    assert "| tiny (onnxruntime) | max_macs" in table and "**no: infeasible**" in table
+    # Every device impossible: the call fails, naming the cheapest cost.
+    with pytest.raises(SearchError, match=r"macs <= .*cheapest found"):
+        specialize(run_with_predictor, devices[:1], out_dir=tmp_path / "none", evolution=FAST,
+                   baseline_subnets=0, device="cpu")  # fmt: skip
+
+
+def test_a_device_row_has_the_csv_columns(run_with_predictor, tmp_path):
+    from supernet.report.specialize import DEVICE_ROW_KEYS
+
+    space = get_space("mbv3-tiny")
+    limit = float(macs([space.middle()], space)[0])
+    device = DeviceSpec(name="d", runtime="onnxruntime", threads=1, constraints={"max_macs": limit})
+    result = specialize(run_with_predictor, [device], out_dir=tmp_path, evolution=FAST,
+                        baseline_subnets=0, device="cpu")  # fmt: skip
+    assert tuple(result.devices[0].row()) == DEVICE_ROW_KEYS

@@ -56,6 +56,11 @@ def _run(
                 f"[yellow]warning:[/yellow] {escape(d.device)}: measured cost misses {missed}"
             )
         console.print(f"{d.device}: exported to {d.export_dir}", markup=False)
+    for d in result.infeasible:
+        console.print(
+            f"[yellow]warning:[/yellow] {escape(d.device)}: no subnet meets its budgets, nothing "
+            f"exported; cheapest found: {escape(d.cheapest_text())}"
+        )
     console.print("saved " + ", ".join(str(p) for p in [*written, report]), markup=False)
 
 
@@ -123,7 +128,9 @@ def specialize(
     (`max_latency_ms` from its latency table, `max_macs`, `max_peak_memory_bytes`,
     `max_model_size_bytes`), then extraction, BN re-calibration, test accuracy, measured latency,
     random subnets of no higher cost as a baseline, and export. Measured costs that miss a
-    budget are reported, never hidden.
+    budget are reported, never hidden. A device whose budgets no subnet meets is reported with
+    the cheapest costs found and the others go on; if no device's budgets can be met, the
+    command fails.
     """
     from supernet.cost import load_devices
 

@@ -19,7 +19,8 @@ PARETO_PNG = "pareto.png"
 
 
 def specialize_markdown(result: SpecializeResult) -> str:
-    """One row per device: budgets, chosen subnet, predicted/measured accuracy and costs."""
+    """One row per device: budgets, chosen subnet, predicted/measured accuracy and costs; a
+    device whose budgets no subnet meets gets a row with the cheapest costs found."""
     lines = [
         "| device | budgets | subnet | pred. val acc (%) | test acc (%) | best random "
         "≤ cost (%) | MACs (M) | params (M) | peak mem fp32 (KB) | latency pred / meas (ms) "
@@ -38,10 +39,22 @@ def specialize_markdown(result: SpecializeResult) -> str:
             f"{d.macs / 1e6:.2f} | {d.params / 1e6:.3f} | {d.peak_memory_bytes / 1024:.1f} | "
             f"{pred_lat} / {d.measured_latency_ms:.3f} | {meets} | {d.onnx_max_abs_diff:.1e} |"
         )
+    for d in result.infeasible:
+        budgets = ", ".join(f"{k} {v:g}" for k, v in d.constraints.items())
+        lines.append(
+            f"| {d.device} ({d.runtime}) | {budgets} | no subnet meets the budgets (cheapest "
+            f"found: {d.cheapest_text()}) | — | — | — | — | — | — | — | **no: infeasible** | — |"
+        )
     lines.append("")
     lines.append(
         f"Specialized {len(result.devices)} device(s) in {result.seconds:.1f} s (search, "
         "extraction, BN re-calibration, test, timing, random baselines, export)."
+        + (
+            f" {len(result.infeasible)} device(s) had budgets no subnet meets: nothing exported "
+            "for them."
+            if result.infeasible
+            else ""
+        )
     )
     return "\n".join(lines) + "\n"
 
@@ -86,7 +99,7 @@ def write_specialize_outputs(result: SpecializeResult) -> list[Path]:
     """Write ``specialize.csv``, ``specialize.md`` and ``pareto.png`` into ``result.out_dir``."""
     out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    write_csv_atomic(out / "specialize.csv", [d.row() for d in result.devices])
+    write_csv_atomic(out / "specialize.csv", result.rows())
     write_text_atomic(out / SPECIALIZE_MD, specialize_markdown(result))
     written = [out / "specialize.csv", out / SPECIALIZE_MD]
     png = plot_pareto(result, out / PARETO_PNG)

@@ -33,7 +33,7 @@ from supernet.cost import (
     params,
 )
 from supernet.data import BatchLoader, resize
-from supernet.errors import ConfigError
+from supernet.errors import ConfigError, SearchError
 from supernet.export import export_subnet
 from supernet.predict import AccuracyPredictor, load_predictor
 from supernet.search import (
@@ -47,7 +47,9 @@ from supernet.train import LoadedRun, calibration_loader, evaluate_subnet, load_
 
 __all__ = [
     "CONSTRAINT_OBJECTIVES",
+    "DEVICE_ROW_KEYS",
     "DeviceResult",
+    "InfeasibleDevice",
     "SpecializeResult",
     "objectives_for",
     "specialize",
@@ -67,6 +69,13 @@ CONSTRAINT_OBJECTIVES = {
 
 PREDICTOR = "predictor.pt"
 CHECK_IMAGES = 16
+DEVICE_ROW_KEYS = (
+    "device", "runtime", "constraints", "config", "predicted_val_acc", "test_acc",
+    "random_test_acc_max", "macs", "params", "peak_memory_bytes", "model_size_bytes",
+    "predicted_latency_ms", "measured_latency_ms", "meets_constraints", "onnx_max_abs_diff",
+    "search_seconds", "note",
+)  # fmt: skip
+"""Columns of ``specialize.csv`` (:meth:`DeviceResult.row`)."""
 
 
 @dataclass
@@ -119,12 +128,48 @@ class DeviceResult:
             "meets_constraints": all(self.meets.values()),
             "onnx_max_abs_diff": f"{self.onnx_max_abs_diff:.2e}",
             "search_seconds": round(self.search_seconds, 2),
+            "note": "",
         }
+
+
+@dataclass(frozen=True)
+class InfeasibleDevice:
+    """A device whose budgets no subnet meets: nothing was exported for it.
+
+    ``cheapest`` maps each constrained objective (``latency_ms``, ``macs``, ...) to the lowest
+    value the search found (the limits are in ``constraints``); ``message`` is the search's
+    full explanation.
+    """
+
+    device: str
+    runtime: str
+    constraints: dict[str, float]
+    cheapest: dict[str, float]
+    message: str
+
+    def row(self) -> dict[str, Any]:
+        """A flat dict with :meth:`DeviceResult.row`'s keys, empty where there is no subnet."""
+        row: dict[str, Any] = dict.fromkeys(DEVICE_ROW_KEYS, "")
+        row.update(
+            device=self.device,
+            runtime=self.runtime,
+            constraints="; ".join(f"{k}={v:g}" for k, v in self.constraints.items()),
+            meets_constraints=False,
+            note="no subnet meets the budgets; cheapest found: " + self.cheapest_text(),
+        )
+        return row
+
+    def cheapest_text(self) -> str:
+        """``"latency_ms 0.49, macs 1.2e+06"``: the cheapest value found per constraint."""
+        return ", ".join(f"{k} {v:.4g}" for k, v in self.cheapest.items())
 
 
 @dataclass
 class SpecializeResult:
-    """Every device's result, where the exports went, and the wall time of the whole call (s)."""
+    """Every device's result, where the exports went, and the wall time of the whole call (s).
+
+    ``infeasible`` lists the devices whose budgets no subnet meets (reported, not exported).
+    """
 
     run_dir: Path
     out_dir: Path
@@ -132,6 +177,11 @@ class SpecializeResult:
     seconds: float
     front: Any = None  # supernet.search.ParetoFront of predicted accuracy vs latency_ms, if any
     front_device: str | None = None  # whose latency table the front's latency axis uses
+    infeasible: list[InfeasibleDevice] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per device (specialized ones first), all with the same keys."""
+        return [d.row() for d in self.devices] + [d.row() for d in self.infeasible]
 
 
 def objectives_for(space: SearchSpace, table: LatencyTable | None) -> dict[str, Callable]:
@@ -230,7 +280,9 @@ def specialize(
             default) cannot be loaded or belongs to another space.
         LatencyTableError: a device's latency table is of another space or runtime.
         ConfigError: a device sets ``max_latency_ms`` without a latency table, or no devices.
-        SearchError: no subnet meets a device's constraints (names the cheapest costs found).
+        SearchError: no subnet meets any device's constraints (names the cheapest costs found).
+            A device whose budgets cannot be met while others' can is listed in
+            :attr:`SpecializeResult.infeasible` instead, and the others are specialized.
         ExportError: an exported file disagrees with the PyTorch subnet by more than
             ``onnx_tolerance`` (max abs logit difference on ``CHECK_IMAGES`` test images).
     """
@@ -252,14 +304,21 @@ def specialize(
 
     normalization = {"mean": list(run.splits.test.mean), "std": list(run.splits.test.std)}
     tables: dict[str, LatencyTable] = {}
-    results = []
+    results: list[DeviceResult] = []
+    infeasible: list[InfeasibleDevice] = []
     for spec in devices:
         table = _device_table(spec, space, tables)
         objectives = objectives_for(space, table)
         limits = {CONSTRAINT_OBJECTIVES[k]: v for k, v in spec.constraints.items()}
         constraints = build_constraints(limits, objectives)
         say(f"{spec.name}: searching under {limits or 'no constraints'}")
-        found = evolutionary_search(space, score, constraints, evolution or EvolutionConfig())
+        try:
+            found = evolutionary_search(space, score, constraints, evolution or EvolutionConfig())
+        except SearchError as exc:  # report this device, go on with the others
+            log.warning("device %s: %s", spec.name, exc)
+            infeasible.append(InfeasibleDevice(spec.name, spec.runtime, dict(spec.constraints),
+                                               exc.cheapest, str(exc)))  # fmt: skip
+            continue
         best = found.best
         one = ConfigBatch.from_configs([best], space)
         costs = {name: float(fn(one)[0]) for name, fn in objectives.items()}
@@ -310,6 +369,13 @@ def specialize(
                                  check_images=check, tolerance=onnx_tolerance)  # fmt: skip
         row.onnx_max_abs_diff = exported.onnx_max_abs_diff
         results.append(row)
+    if not results:  # every device infeasible: nothing to report on
+        if len(infeasible) == 1:
+            raise SearchError(infeasible[0].message, cheapest=infeasible[0].cheapest)
+        raise SearchError(
+            "no device's budgets can be met:\n"
+            + "\n".join(f"  {d.device}: cheapest found {d.cheapest_text()}" for d in infeasible)
+        )
     front, front_device = None, None
     for spec in devices:
         if spec.lut is not None and front_generations > 0:
@@ -319,5 +385,5 @@ def specialize(
             front_device = spec.name
             break
     return SpecializeResult(
-        run.run_dir, out, results, time.perf_counter() - start, front, front_device
+        run.run_dir, out, results, time.perf_counter() - start, front, front_device, infeasible
     )

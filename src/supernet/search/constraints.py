@@ -176,8 +176,13 @@ def no_feasible_subnet(
     smallest_costs = ", ".join(
         f"{c.name} {_format(float(at_smallest[c.name][0]))}" for c in constraints
     )
+    cheapest = {}
+    for c in constraints:
+        v = np.asarray(merged[c.name], dtype=np.float64)
+        cheapest[c.name] = float(np.nanmin(v)) if (~np.isnan(v)).any() else float("nan")
     return SearchError(
         f"no subnet of space {space.name!r} meets all constraints ({n} sampled subnets and the "
         f"smallest one checked):\n{cheapest_report(constraints, merged)}\n"
-        f"the smallest subnet ({describe(smallest)}) has {smallest_costs}; raise the limits"
+        f"the smallest subnet ({describe(smallest)}) has {smallest_costs}; raise the limits",
+        cheapest=cheapest,
     )
