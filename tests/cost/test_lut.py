@@ -23,8 +23,8 @@ from supernet.cost.lut_build import (
     block_modules,
     build_latency_table,
     fit_overhead,
-    validate_latency_table,
 )
+from supernet.cost.lut_validate import validate_latency_table
 from supernet.errors import ConfigError, LatencyTableError
 from supernet.nn import OFAMobileNetV3
 from supernet.space import ArchConfig, SearchSpace, StageSpec, get_space
@@ -299,7 +299,7 @@ def test_validate_measures_the_machine_drift_on_the_fit_subnets(table, monkeypat
     """The machine runs 2x slower than at build time: the fit subnets take 2x their stored
     latency and the validation subnets 2x their prediction → plain MAPE 50%, speed ratio 2,
     drift-corrected MAPE 0."""
-    import supernet.cost.lut_build as lut_build
+    import supernet.cost.lut_validate as lut_validate
 
     then = table.build["fit"]["measured_ms"]
 
@@ -309,7 +309,7 @@ def test_validate_measures_the_machine_drift_on_the_fit_subnets(table, monkeypat
         ms = ms[: len(configs)]
         return [LatencyResult(m, 0.0, 1, 1, "torch", 1, "contiguous", 1) for m in ms]
 
-    monkeypatch.setattr(lut_build, "measure_subnets", measure)
+    monkeypatch.setattr(lut_validate, "measure_subnets", measure)
     result = validate_latency_table(table, n=6, seed=3)
     assert result.speed_ratio == pytest.approx(2.0)
     assert result.mape_percent == pytest.approx(50.0)

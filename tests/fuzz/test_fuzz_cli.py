@@ -47,11 +47,13 @@ def _no_heavy_work(monkeypatch, tmp_path):
         raise HeavyWorkStarted("a fuzzed command started heavy work")
 
     import supernet.cost.lut_build
+    import supernet.cost.lut_validate
     import supernet.train
 
     monkeypatch.setattr(supernet.train, "train", refuse)
     monkeypatch.setattr(supernet.cost.lut_build, "_make_supernet", refuse)
     monkeypatch.setattr(supernet.cost.lut_build, "measure_subnets", refuse)
+    monkeypatch.setattr(supernet.cost.lut_validate, "measure_subnets", refuse)
 
 
 def _invoke(args: list[str], *, may_succeed: bool = False) -> None:

@@ -156,7 +156,7 @@ def validate(
     subnets measured again) and the MAPE with that ratio taken out.
     """
     from supernet.cost.lut import load_latency_table
-    from supernet.cost.lut_build import validate_latency_table
+    from supernet.cost.lut_validate import validate_latency_table
 
     table = load_latency_table(lut)
     console.print(

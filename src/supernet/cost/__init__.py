@@ -9,12 +9,8 @@ from supernet.cost.device import (
 )
 from supernet.cost.latency import LatencyResult, measure_latency
 from supernet.cost.lut import LatencyTable, load_latency_table
-from supernet.cost.lut_build import (
-    LatencyValidation,
-    build_latency_table,
-    measure_subnets,
-    validate_latency_table,
-)
+from supernet.cost.lut_build import build_latency_table, measure_subnets
+from supernet.cost.lut_validate import LatencyValidation, validate_latency_table
 from supernet.cost.macs import SubnetShapes, count_params, macs, measure_macs, params
 from supernet.cost.memory import activation_bytes_per_layer, model_size_bytes, peak_memory_bytes
 from supernet.cost.table import COST_KEYS, cost_table, costs_of_shapes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from supernet.cost.lut_build import LatencyValidation
+from supernet.cost.lut_validate import LatencyValidation
 from supernet.report.scatter import plot_measured_vs_predicted
 
 __all__ = ["plot_latency_validation"]
