@@ -24,8 +24,8 @@ def plot_latency_validation(
     drift = ""
     if validation.speed_ratio is not None:
         drift = (
-            f"\nmachine {validation.speed_ratio:.2f}x its build-time latency; "
-            f"MAPE {validation.drift_corrected_mape_percent:.1f}% without that drift"
+            f"\nmachine drift {validation.speed_ratio:.2f}x since build; "
+            f"MAPE {validation.drift_corrected_mape_percent:.1f}% without it"
         )
     return plot_measured_vs_predicted(
         validation.measured_ms,
