@@ -63,9 +63,10 @@ COLUMNS = (
 )  # fmt: skip
 _COLUMNS_V1 = COLUMNS[:7]
 DEFAULT_SUBNETS = 200
-"""Random subnets collected by default (plus the largest and the smallest): 202 subnets of
-``mbv3-tiny`` on the 10,000 Fashion-MNIST validation images took 2.4-2.7 s each on 2 CPU cores
-(about 8-9 minutes), measured while the machine was otherwise nearly idle."""
+"""Random subnets collected by default (plus the largest and the smallest). 202 subnets of
+``mbv3-tiny`` on the 10,000 Fashion-MNIST validation images on 2 CPU cores took 1.41 s each on a
+normal day (4.7 min) and 2.4-2.7 s on slow ones, before BN folding; with it, 3.07 s each
+(10.3 min) on a day the machine ran ~3x slower than normal."""
 
 ProgressFn = Callable[[int, int, str], None]
 """``progress(done, total, what)``: called once before the first subnet and after each one."""
