@@ -147,14 +147,19 @@ def _format(value: float) -> str:
     return f"{value:.6g}"
 
 
+def _cheapest(values: np.ndarray) -> float:
+    """The lowest value that is not NaN; NaN when there is none."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.nanmin(v)) if (~np.isnan(v)).any() else float("nan")
+
+
 def cheapest_report(constraints: Sequence[Constraint], values: Mapping[str, np.ndarray]) -> str:
     """One line per constraint: its limit, the cheapest value among the evaluated configs and
     how many met it — for the message of a search that found no feasible subnet."""
     lines = []
     for c in constraints:
         v = np.asarray(values[c.name], dtype=np.float64)
-        finite = v[~np.isnan(v)]
-        cheapest = _format(float(finite.min())) if finite.size else "nan"
+        cheapest = _format(_cheapest(v))
         met = int(c.satisfied(v).sum())
         lines.append(
             f"  {c.name} <= {_format(c.limit)}: cheapest found {cheapest} "
@@ -176,13 +181,9 @@ def no_feasible_subnet(
     smallest_costs = ", ".join(
         f"{c.name} {_format(float(at_smallest[c.name][0]))}" for c in constraints
     )
-    cheapest = {}
-    for c in constraints:
-        v = np.asarray(merged[c.name], dtype=np.float64)
-        cheapest[c.name] = float(np.nanmin(v)) if (~np.isnan(v)).any() else float("nan")
     return SearchError(
         f"no subnet of space {space.name!r} meets all constraints ({n} sampled subnets and the "
         f"smallest one checked):\n{cheapest_report(constraints, merged)}\n"
         f"the smallest subnet ({describe(smallest)}) has {smallest_costs}; raise the limits",
-        cheapest=cheapest,
+        cheapest={c.name: _cheapest(merged[c.name]) for c in constraints},
     )
