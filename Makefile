@@ -15,7 +15,8 @@ DEVICES ?= configs/devices/demo.yaml
 setup: setup-data
 	# torch first and pinned: the CPU wheel on this machine's disk; a bare `torch` would pull CUDA.
 	$(PIP) install --quiet "torch==2.13.0" || $(PIP) install --quiet "torch>=2.4"
-	$(PIP) install --quiet -e ".[dev]"
+	# every other package at the exact version in constraints.txt (dev and test tools included)
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 
 setup-data:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \

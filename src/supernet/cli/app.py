@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from supernet import __version__
-from supernet.cli.console import console
+from supernet.cli.console import SingleValueCommand, console
 from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
 from supernet.cli.latency import latency_app
@@ -53,7 +53,7 @@ def _main(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
 
 
-@app.command()
+@app.command(cls=SingleValueCommand)
 @_friendly(on_interrupt="interrupted; resume with --resume")
 def train(
     preset: Annotated[
@@ -148,7 +148,7 @@ def _opt(name: str, value: object) -> list[str]:
     return [] if value is None else [name, str(value)]
 
 
-@app.command("eval")
+@app.command("eval", cls=SingleValueCommand)
 @_friendly
 def eval_(
     run_dir: Annotated[Path, typer.Option(help="Run directory written by `supernet train`.")],
@@ -173,7 +173,7 @@ def eval_(
     console.print(f"saved {run_dir / 'eval.csv'} and {run_dir / 'eval.md'}", markup=False)
 
 
-@app.command()
+@app.command(cls=SingleValueCommand)
 @_friendly
 def spaces(
     name: Annotated[str | None, typer.Argument(help="Show one space in detail.")] = None,
@@ -194,12 +194,12 @@ def spaces(
     console.print(table)
 
 
-app.command()(cost)
+app.command(cls=SingleValueCommand)(cost)
 app.add_typer(latency_app, name="latency")
 app.add_typer(predict_app, name="predict")
-app.command()(search)
-app.command()(specialize)
-app.command()(transfer)
+app.command(cls=SingleValueCommand)(search)
+app.command(cls=SingleValueCommand)(specialize)
+app.command(cls=SingleValueCommand)(transfer)
 
 
 def main() -> None:

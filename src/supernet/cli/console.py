@@ -12,11 +12,62 @@ from rich.markup import escape
 
 from supernet.errors import SupernetError
 
-__all__ = ["console", "err_console", "friendly", "one_line"]
+__all__ = ["SingleValueCommand", "console", "err_console", "friendly", "one_line", "repeated_option"]
 
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def repeated_option(command: Any, args: list[str]) -> str | None:
+    """The message for the first single-valued option of ``command`` that ``args`` give twice.
+
+    click keeps the last of repeated values without a word, so ``--runtime tvm ... --runtime
+    torch`` would quietly run with ``torch``; a repeated option is almost always a mistake (an
+    edited command line, a copied flag), so every command refuses it. Options declared
+    repeatable (``--set``) are left alone. ``--flag`` and ``--no-flag`` count as the same option.
+    ``command`` is a click command (typer vendors its own click, so it is duck-typed: options are
+    the params with ``is_flag``). Returns None when no option repeats.
+    """
+    options: dict[str, Any] = {}
+    for param in command.params:
+        if hasattr(param, "is_flag"):  # an option, not a positional argument
+            for name in (*param.opts, *param.secondary_opts):
+                options[name] = param
+    seen: dict[str, list[str]] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token == "--":
+            break
+        name, eq, value = token.partition("=")
+        param = options.get(name)
+        if param is None or not token.startswith("-"):
+            continue
+        takes_value = not param.is_flag and not param.count
+        if takes_value and not eq and i < len(args):
+            value, i = args[i], i + 1
+        if param.multiple or param.count:
+            continue
+        shown = f"{name} {value!r}" if takes_value else name
+        seen.setdefault(param.name or name, []).append(shown)
+        if len(seen[param.name or name]) == 2:
+            first, second = seen[param.name or name]
+            return (
+                f"{param.opts[0]} is given twice ({first}, then {second}); give each option once"
+            )
+    return None
+
+
+class SingleValueCommand(typer.core.TyperCommand):
+    """A typer command that refuses a single-valued option given twice (see repeated_option)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        message = repeated_option(self, args)
+        if message is not None:
+            raise typer.BadParameter(message, ctx=ctx)
+        return super().parse_args(ctx, args)
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import SingleValueCommand, console, friendly
 from supernet.cli.cost import resolve_config
 from supernet.errors import ConfigError
 from supernet.space import describe, get_space
@@ -69,7 +69,7 @@ def _describe_device(spec: DeviceSpec) -> str:
     return f"{spec.name}: {spec.runtime}, {spec.threads} threads, batch {spec.batch_size}"
 
 
-@latency_app.command()
+@latency_app.command(cls=SingleValueCommand)
 @friendly
 def build(
     out: Annotated[Path, typer.Option(help="JSON file to write, e.g. luts/mbv3-tiny-ort.json.")],
@@ -126,7 +126,7 @@ DRIFT_WARNING = 0.05
 """Speed drift (fraction) above which `validate` warns that the machine has changed speed."""
 
 
-@latency_app.command()
+@latency_app.command(cls=SingleValueCommand)
 @friendly
 def validate(
     lut: Annotated[Path, typer.Option(help="Latency table written by `supernet latency build`.")],
@@ -203,7 +203,7 @@ def validate(
         console.print(f"saved {escape(str(written))}")
 
 
-@latency_app.command()
+@latency_app.command(cls=SingleValueCommand)
 @friendly
 def measure(
     space: Annotated[str, typer.Option(help="Search space name.")] = "mbv3-tiny",

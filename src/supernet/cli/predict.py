@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import SingleValueCommand, console, friendly
 
 __all__ = ["PREDICTOR_FILE", "predict_app"]
 
@@ -42,7 +42,7 @@ def _check_threads(threads: int | None) -> None:
         raise typer.BadParameter(f"--threads {threads} must be in [1, {MAX_THREADS}]")
 
 
-@predict_app.command()
+@predict_app.command(cls=SingleValueCommand)
 @friendly(on_interrupt="interrupted; the subnets measured so far are saved, rerun to continue")
 def collect(
     run_dir: RunDirOpt,
@@ -105,7 +105,7 @@ def collect(
     )
 
 
-@predict_app.command()
+@predict_app.command(cls=SingleValueCommand)
 @friendly
 def fit(
     run_dir: RunDirOpt,
