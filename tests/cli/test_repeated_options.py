@@ -32,7 +32,9 @@ SINGLE_VALUED = [
 def test_every_command_refuses_repeats():
     """A command added without the strict class would silently keep the last value again."""
     assert len(LEAVES) >= 10
-    loose = [" ".join(path) for path, command in LEAVES if not isinstance(command, SingleValueCommand)]
+    loose = [
+        " ".join(path) for path, command in LEAVES if not isinstance(command, SingleValueCommand)
+    ]
     assert loose == []
 
 

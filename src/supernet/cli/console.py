@@ -12,7 +12,14 @@ from rich.markup import escape
 
 from supernet.errors import SupernetError
 
-__all__ = ["SingleValueCommand", "console", "err_console", "friendly", "one_line", "repeated_option"]
+__all__ = [
+    "SingleValueCommand",
+    "console",
+    "err_console",
+    "friendly",
+    "one_line",
+    "repeated_option",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -54,9 +61,7 @@ def repeated_option(command: Any, args: list[str]) -> str | None:
         seen.setdefault(param.name or name, []).append(shown)
         if len(seen[param.name or name]) == 2:
             first, second = seen[param.name or name]
-            return (
-                f"{param.opts[0]} is given twice ({first}, then {second}); give each option once"
-            )
+            return f"{param.opts[0]} is given twice ({first}, then {second}); give each option once"
     return None
 
 
