@@ -1,0 +1,182 @@
+"""int8 SRAM and Flash of many arch configs at once: the numbers of :func:`supernet.cost.mcu.
+mcu_cost` (see that module for what each memory planner counts), computed from the layer shapes
+of a whole ``ConfigBatch`` with numpy (``naive``, ``tinyengine``, Flash) or by planning each
+distinct subnet once (``tflm``: TFLM's greedy planner is sequential per network).
+
+Reference: MCUNet (Lin et al., NeurIPS'20, arXiv 2007.10319), Sec. 3.1-3.2; TensorFlow Lite
+Micro (arXiv 2010.08678), Sec. 4.4.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+from supernet.cost.macs import FIRST_BLOCK_KERNEL_SIZE, STEM_KERNEL_SIZE, SubnetShapes
+from supernet.cost.mcu import (
+    BIAS_BYTES,
+    FLASH_FIXED_BYTES,
+    FLASH_PER_OP_BYTES,
+    QUANT_BYTES_PER_CHANNEL,
+    check_planner,
+    tflm_peak_bytes,
+)
+from supernet.cost.mcu_net import block_list_from_config
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace
+
+__all__ = ["flash_bytes", "flash_of_shapes", "sram_bytes", "sram_of_shapes"]
+
+_PER_CHANNEL = BIAS_BYTES + QUANT_BYTES_PER_CHANNEL
+
+
+def _layer_flash(weights: np.ndarray | int, channels: np.ndarray | int) -> np.ndarray | int:
+    return weights + channels * _PER_CHANNEL + FLASH_PER_OP_BYTES
+
+
+def _peak_fixed(sh: SubnetShapes, planner: str) -> np.ndarray:
+    """Peak (int8 bytes) of the stem, the fixed first block and the head, ``[N]``."""
+    sp = sh.space
+    image = sh.resolution**2 * sp.input_channels
+    stem_area = sh.stem_size**2
+    stem_out = stem_area * sp.stem_width
+    residual = sh.first_block_residual
+    if planner == "tinyengine":
+        first_dw = 2 * stem_out if residual else stem_out + stem_area
+    else:
+        first_dw = 2 * stem_out + (stem_out if residual else 0)
+    final_area = sh.final_size**2
+    peak = np.maximum(image + stem_out, first_dw)
+    peak = np.maximum(peak, stem_out + stem_area * sp.first_block_width)
+    peak = np.maximum(peak, final_area * (sh.last_width + sp.final_expand_width))
+    head = max(sp.final_expand_width + sp.feature_mix_width, sp.feature_mix_width + sp.num_classes)
+    return np.maximum(peak, head)
+
+
+def sram_of_shapes(shapes: SubnetShapes, planner: str) -> np.ndarray:
+    """int8 peak activation bytes of subnets whose shapes are built, ``[N]`` int64.
+
+    Raises:
+        ConfigError: an unknown planner (names it and :data:`~supernet.cost.mcu.PLANNERS`).
+    """
+    check_planner(planner)
+    sh = shapes
+    if planner == "tflm":
+        return _tflm_loop(sh)
+    in_area, out_area = sh.in_size**2, sh.out_size**2
+    mid = sh.mid_channels
+    x = in_area * sh.in_channels[None, :]
+    t_in, t_out = in_area * mid, out_area * mid
+    skip = np.where(sh.residual[None, :], x, 0)
+    dw = t_in + (out_area if planner == "tinyengine" else t_out) + skip
+    per_slot = np.maximum(np.maximum(x + t_in, dw), t_out + out_area * sh.out_channels[None, :])
+    blocks = np.where(sh.active, per_slot, 0).max(axis=1)
+    return np.maximum(blocks, _peak_fixed(sh, planner)).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=32)
+def _fixed_flash(space: SearchSpace) -> int:
+    """Flash bytes of the stem, the fixed first block, the head and the file (per space)."""
+    hswish = int(space.head_act == "h_swish")  # one HARD_SWISH op after each head conv
+    stem, first = space.stem_width, space.first_block_width
+    last, fe, fm = space.stages[-1].width, space.final_expand_width, space.feature_mix_width
+    total = _layer_flash(space.input_channels * STEM_KERNEL_SIZE**2 * stem, stem)
+    total += _layer_flash(stem * FIRST_BLOCK_KERNEL_SIZE**2, stem)  # first depthwise (relu)
+    total += _layer_flash(stem * first, first)
+    total += FLASH_PER_OP_BYTES * (int(stem == first) + 3 * hswish + 1)  # add, acts, pool
+    total += _layer_flash(last * fe, fe) + _layer_flash(fe * fm, fm)
+    total += _layer_flash(fm * space.num_classes, space.num_classes)
+    return int(total + FLASH_FIXED_BYTES)
+
+
+def flash_of_shapes(shapes: SubnetShapes) -> np.ndarray:
+    """int8 Flash bytes of subnets whose shapes are built, ``[N]`` int64."""
+    sh = shapes
+    sp = sh.space
+    mid, se, k = sh.mid_channels, sh.se_mid_channels, sh.kernel_size
+    cin, cout = sh.in_channels[None, :], sh.out_channels[None, :]
+    hswish = np.array([s.act == "h_swish" for s in sp.stages for _ in range(s.max_depth)])
+    ops_without_weights = (
+        2 * hswish[None, :]  # HARD_SWISH after expand and depthwise
+        + np.where(se > 0, 3, 0)  # SE: MEAN, gate, MUL
+        + sh.residual[None, :]  # ADD
+    )
+    per_slot = (
+        _layer_flash(cin * mid, mid)
+        + _layer_flash(mid * k**2, mid)
+        + np.where(se > 0, _layer_flash(mid * se, se) + _layer_flash(se * mid, mid), 0)
+        + _layer_flash(mid * cout, cout)
+        + ops_without_weights * FLASH_PER_OP_BYTES
+    )
+    return (np.where(sh.active, per_slot, 0).sum(axis=1) + _fixed_flash(sp)).astype(np.int64)
+
+
+def _tflm_loop(sh: SubnetShapes) -> np.ndarray:
+    """TFLM's plan is sequential per network: plan each distinct subnet once."""
+    space = sh.space
+    rows = _rows(sh)
+    return np.array([_tflm_one(space, row) for row in rows], dtype=np.int64)
+
+
+def _rows(sh: SubnetShapes) -> list[tuple[int, ...]]:
+    """One hashable key per subnet: resolution, then kernel size and hidden width of active
+    slots (0 elsewhere)."""
+    kernel = np.where(sh.active, sh.kernel_size, 0)
+    mid = np.where(sh.active, sh.mid_channels, 0)
+    keys = np.concatenate([sh.resolution[:, None], kernel, mid, sh.active], axis=1)
+    return [tuple(r) for r in keys.tolist()]
+
+
+@functools.lru_cache(maxsize=65536)
+def _tflm_one(space: SearchSpace, row: tuple[int, ...]) -> int:
+    b = space.num_blocks
+    kernel, active = row[1 : 1 + b], row[1 + 2 * b :]
+    mid = row[1 + b : 1 + 2 * b]
+    depth, slot = [], 0
+    for stage in space.stages:
+        depth.append(sum(active[slot : slot + stage.max_depth]))
+        slot += stage.max_depth
+    expand = [_expand_of(space, s, m) if a else space.expand_ratios[0]
+              for s, (m, a) in enumerate(zip(mid, active, strict=True))]  # fmt: skip
+    ks = [k if a else space.kernel_sizes[0] for k, a in zip(kernel, active, strict=True)]
+    config = ArchConfig(resolution=row[0], kernel_size=tuple(ks), expand_ratio=tuple(expand),
+                        depth=tuple(depth))  # fmt: skip
+    return tflm_peak_bytes(block_list_from_config(config, space))
+
+
+def _expand_of(space: SearchSpace, slot: int, mid: int) -> int:
+    from supernet.cost.macs import _slot_tables
+
+    row = _slot_tables(space).mid_table[slot]
+    return space.expand_ratios[int(np.flatnonzero(row == mid)[0])]
+
+
+def sram_bytes(
+    configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace, *, planner: str = "tflm"
+) -> np.ndarray:
+    """int8 peak activation memory (SRAM) of each config's subnet under ``planner``.
+
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → ``[N]`` int64 (bytes).
+
+    Raises:
+        ConfigError: a config not valid in ``space`` or an unknown planner.
+
+    Reference: MCUNet, arXiv 2007.10319, Sec. 3.2; TFLM, arXiv 2010.08678, Sec. 4.4.
+    """
+    check_planner(planner)
+    return sram_of_shapes(SubnetShapes.from_configs(configs, space), planner)
+
+
+def flash_bytes(configs: Sequence[ArchConfig] | ConfigBatch, space: SearchSpace) -> np.ndarray:
+    """int8 Flash of each config's subnet (weights, int32 biases, per-channel quantization
+    parameters, operator and file overheads; see :mod:`supernet.cost.mcu`).
+
+    Shapes: N configs (a list or a :class:`ConfigBatch`) → ``[N]`` int64 (bytes).
+
+    Raises:
+        ConfigError: a config not valid in ``space``.
+
+    Reference: MCUNet, arXiv 2007.10319, Sec. 3.1 (Flash holds the weights).
+    """
+    return flash_of_shapes(SubnetShapes.from_configs(configs, space))
