@@ -20,6 +20,7 @@ from supernet.cli.cost import cost
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
 from supernet.cli.specialize import search, specialize
+from supernet.cli.tinynas import tinynas
 from supernet.cli.transfer import transfer
 from supernet.errors import ConfigError
 from supernet.space import describe, get_space, list_spaces
@@ -199,6 +200,7 @@ app.add_typer(latency_app, name="latency")
 app.add_typer(predict_app, name="predict")
 app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
+app.command(cls=SingleValueCommand)(tinynas)
 app.command(cls=SingleValueCommand)(transfer)
 
 

@@ -9,6 +9,15 @@ A device is a small YAML or JSON file (JSON is read as YAML)::
     constraints: {max_latency_ms: 5.0, max_peak_memory_bytes: 262144}
     lut: luts/pi4-ort.json    # optional; relative to the device file
 
+A microcontroller adds ``int8: true``, a ``memory_planner`` (``naive``, ``tflm``,
+``tinyengine``; default ``tflm``) and int8 budgets in bytes::
+
+    name: stm32f746
+    runtime: onnxruntime      # host-side timing only; SRAM / Flash are the MCU's budgets
+    int8: true
+    memory_planner: tflm
+    constraints: {max_sram_bytes: 327680, max_flash_bytes: 1048576}
+
 Two descriptions are built in: ``cpu-torch`` (this CPU, PyTorch eager) and ``cpu-ort`` (this CPU,
 onnxruntime), both with as many threads as this process may use and batch size 1.
 
@@ -34,6 +43,8 @@ from supernet.errors import ConfigError
 __all__ = [
     "BUILTIN_DEVICES",
     "CONSTRAINTS",
+    "DEFAULT_MEMORY_PLANNER",
+    "INT8_CONSTRAINTS",
     "MAX_THREADS",
     "RUNTIMES",
     "DeviceSpec",
@@ -47,8 +58,22 @@ __all__ = [
 RUNTIMES = ("torch", "onnxruntime")
 """Runtimes a latency can be measured with."""
 
-CONSTRAINTS = ("max_latency_ms", "max_macs", "max_peak_memory_bytes", "max_model_size_bytes")
-"""Budgets a device description may set (units in the names)."""
+CONSTRAINTS = (
+    "max_latency_ms",
+    "max_macs",
+    "max_peak_memory_bytes",
+    "max_model_size_bytes",
+    "max_sram_bytes",
+    "max_flash_bytes",
+)
+"""Budgets a device description may set (units in the names). ``max_sram_bytes`` and
+``max_flash_bytes`` are int8 budgets (:mod:`supernet.cost.mcu`) and need ``int8: true``."""
+
+INT8_CONSTRAINTS = ("max_sram_bytes", "max_flash_bytes")
+"""Constraints on int8 costs: int8 SRAM under the device's memory planner, int8 Flash."""
+
+DEFAULT_MEMORY_PLANNER = "tflm"
+"""Memory planner of an int8 device that names none (the runtime MCU toolchains ship)."""
 
 
 def available_threads() -> int:
@@ -93,6 +118,11 @@ class DeviceSpec:
         constraints: budgets, keys from :data:`CONSTRAINTS` (``max_latency_ms`` in ms,
             ``max_macs``, ``max_peak_memory_bytes``, ``max_model_size_bytes``), positive numbers.
         lut: path of the latency lookup table for this device, if built.
+        int8: the device runs int8 subnets (a microcontroller); needed by ``max_sram_bytes`` /
+            ``max_flash_bytes``.
+        memory_planner: how SRAM is counted for an int8 device (``naive``, ``tflm``,
+            ``tinyengine``; see :mod:`supernet.cost.mcu`); ``None`` means
+            :data:`DEFAULT_MEMORY_PLANNER` when ``int8`` is true.
 
     Raises:
         ConfigError: a value is not allowed (names the field, the value and what is allowed).
@@ -104,6 +134,8 @@ class DeviceSpec:
     batch_size: int = 1
     constraints: dict[str, float] = field(default_factory=dict, hash=False)
     lut: str | None = None
+    int8: bool = False
+    memory_planner: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -129,6 +161,26 @@ class DeviceSpec:
                 raise ConfigError(f"constraints.{key} = {value!r} must be a positive number")
         if self.lut is not None and not isinstance(self.lut, str):
             raise ConfigError(f"lut = {self.lut!r} must be a path (string)")
+        if not isinstance(self.int8, bool):
+            raise ConfigError(f"int8 = {self.int8!r} must be true or false")
+        if self.memory_planner is not None:
+            from supernet.cost.mcu import check_planner
+
+            if not self.int8:
+                raise ConfigError(
+                    f"memory_planner = {self.memory_planner!r} needs int8: true (it counts int8 "
+                    f"SRAM)"
+                )
+            check_planner(self.memory_planner)
+        int8_only = [k for k in INT8_CONSTRAINTS if k in self.constraints]
+        if int8_only and not self.int8:
+            raise ConfigError(f"constraint(s) {int8_only} are int8 budgets; set int8: true")
+
+    @property
+    def planner(self) -> str:
+        """The memory planner int8 SRAM is counted with (:data:`DEFAULT_MEMORY_PLANNER` when
+        none is named)."""
+        return self.memory_planner or DEFAULT_MEMORY_PLANNER
 
     def replace(self, **changes: Any) -> DeviceSpec:
         """A copy with some fields changed (validated again)."""

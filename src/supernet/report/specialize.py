@@ -28,9 +28,11 @@ from supernet.cost import (
     LatencyTable,
     SubnetShapes,
     costs_of_shapes,
+    flash_of_shapes,
     load_latency_table,
     measure_latency,
     params,
+    sram_of_shapes,
 )
 from supernet.data import BatchLoader, resize
 from supernet.errors import ConfigError, SearchError
@@ -64,8 +66,11 @@ CONSTRAINT_OBJECTIVES = {
     "max_macs": "macs",
     "max_peak_memory_bytes": "peak_memory_bytes",
     "max_model_size_bytes": "model_size_bytes",
+    "max_sram_bytes": "sram_bytes",
+    "max_flash_bytes": "flash_bytes",
 }
-"""Device constraint name → the objective it limits (fp32 tensors and weights, as exported)."""
+"""Device constraint name → the objective it limits (fp32 tensors and weights, as exported;
+``sram_bytes`` / ``flash_bytes`` are int8, :mod:`supernet.cost.mcu`)."""
 
 PREDICTOR = "predictor.pt"
 CHECK_IMAGES = 16
@@ -184,11 +189,15 @@ class SpecializeResult:
         return [d.row() for d in self.devices] + [d.row() for d in self.infeasible]
 
 
-def objectives_for(space: SearchSpace, table: LatencyTable | None) -> dict[str, Callable]:
+def objectives_for(
+    space: SearchSpace, table: LatencyTable | None, *, memory_planner: str = "tflm"
+) -> dict[str, Callable]:
     """Batched cost objectives, ``ConfigBatch [N] -> [N]``, named as in ``CONSTRAINT_OBJECTIVES``:
     MACs, and peak activation memory and model size in bytes of fp32 tensors and weights (as
     :func:`supernet.cost.macs`, :func:`supernet.cost.peak_memory_bytes` and
-    :func:`supernet.cost.model_size_bytes` give them).
+    :func:`supernet.cost.model_size_bytes` give them); ``sram_bytes`` (int8 peak activation
+    memory under ``memory_planner``) and ``flash_bytes`` (int8), as
+    :func:`supernet.cost.mcu_batch.sram_bytes` / :func:`~supernet.cost.mcu_batch.flash_bytes`.
 
     ``latency_ms`` is present only with a latency table.
     """
@@ -210,6 +219,8 @@ def objectives_for(space: SearchSpace, table: LatencyTable | None) -> dict[str, 
     objectives: dict[str, Callable] = {
         key: cost(key) for key in ("macs", "peak_memory_bytes", "model_size_bytes")
     }
+    objectives["sram_bytes"] = lambda b: sram_of_shapes(shapes(b), memory_planner)
+    objectives["flash_bytes"] = lambda b: flash_of_shapes(shapes(b))
     if table is not None:
         objectives["latency_ms"] = table.predict
     return objectives
@@ -308,7 +319,7 @@ def specialize(
     infeasible: list[InfeasibleDevice] = []
     for spec in devices:
         table = _device_table(spec, space, tables)
-        objectives = objectives_for(space, table)
+        objectives = objectives_for(space, table, memory_planner=spec.planner)
         limits = {CONSTRAINT_OBJECTIVES[k]: v for k, v in spec.constraints.items()}
         constraints = build_constraints(limits, objectives)
         say(f"{spec.name}: searching under {limits or 'no constraints'}")

@@ -7,9 +7,13 @@ from supernet.space.operators import crossover_batch, mutate_batch, sample_batch
 from supernet.space.presets import (
     MBV3_TINY_NOTES,
     PROXYLESS_TINY_NOTES,
+    TINYNAS_RESOLUTIONS,
+    TINYNAS_WIDTHS,
     get_space,
     list_spaces,
     register_space,
+    tinynas_space,
+    tinynas_space_names,
 )
 from supernet.space.space import SearchSpace, StageSpec, make_divisible
 
@@ -17,6 +21,8 @@ __all__ = [
     "ENCODING_VERSION",
     "MBV3_TINY_NOTES",
     "PROXYLESS_TINY_NOTES",
+    "TINYNAS_RESOLUTIONS",
+    "TINYNAS_WIDTHS",
     "ArchConfig",
     "ConfigBatch",
     "SearchSpace",
@@ -32,4 +38,6 @@ __all__ = [
     "mutate_batch",
     "register_space",
     "sample_batch",
+    "tinynas_space",
+    "tinynas_space_names",
 ]

@@ -13,17 +13,34 @@
   OFA supernet of that family). h-swish and SE keep 32-bit inputs for backward even when every
   weight is frozen, so this space is the one where TinyTL's memory saving shows (see
   :data:`PROXYLESS_TINY_NOTES`).
+- ``mbv3-tiny-w{W}-r{R}``: the TinyNAS family of ``mbv3-tiny`` (MCUNet, Lin et al., NeurIPS'20,
+  arXiv 2007.10319, Sec. 3.1): every width scaled by the width multiplier ``W`` in
+  :data:`TINYNAS_WIDTHS` (rounded to a multiple of 8) and the input fixed at ``R`` x ``R`` pixels,
+  ``R`` in :data:`TINYNAS_RESOLUTIONS`; kernel size, expand ratio and depth stay elastic. Found by
+  :func:`get_space` from the name (not listed by :func:`list_spaces`; see
+  :func:`tinynas_space_names`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
 from supernet.errors import ConfigError
 from supernet.space.space import SearchSpace, StageSpec, make_divisible
 
-__all__ = ["MBV3_TINY_NOTES", "PROXYLESS_TINY_NOTES", "get_space", "list_spaces", "register_space"]
+__all__ = [
+    "MBV3_TINY_NOTES",
+    "PROXYLESS_TINY_NOTES",
+    "TINYNAS_RESOLUTIONS",
+    "TINYNAS_WIDTHS",
+    "get_space",
+    "list_spaces",
+    "register_space",
+    "tinynas_space",
+    "tinynas_space_names",
+]
 
 _OFA_REFERENCE = "Once-for-All, Cai et al., ICLR'20, arXiv 1908.09791, Sec. 4"
 
@@ -132,6 +149,74 @@ _REGISTRY: dict[str, Callable[[], SearchSpace]] = {
 }
 
 
+TINYNAS_WIDTHS = (0.25, 0.5, 0.75, 1.0)
+"""Width multipliers of the TinyNAS family of a space (MCUNet, arXiv 2007.10319, Sec. 3.1)."""
+
+TINYNAS_RESOLUTIONS = (16, 20, 24, 28, 32)
+"""Input resolutions (pixels) of the TinyNAS family of ``mbv3-tiny``."""
+
+_TINYNAS_BASES: dict[str, Callable[[], SearchSpace]] = {"mbv3-tiny": _mbv3_tiny}
+_TINYNAS_NAME = re.compile(r"^(?P<base>.+)-w(?P<width>[0-9.]+)-r(?P<resolution>[0-9]+)$")
+
+
+def tinynas_space(base: str, *, width_mult: float, resolution: int) -> SearchSpace:
+    """One TinyNAS search space: ``base`` with every width (stem, stages, head) times
+    ``width_mult`` rounded to a multiple of 8 (:func:`make_divisible`) and the input fixed at
+    ``resolution``; named ``{base}-w{width_mult:g}-r{resolution}``.
+
+    Raises:
+        ConfigError: unknown base, or a width / resolution outside :data:`TINYNAS_WIDTHS` /
+            :data:`TINYNAS_RESOLUTIONS` (names the value and the choices).
+
+    Reference: MCUNet (Lin et al., NeurIPS'20, arXiv 2007.10319), Sec. 3.1 (search spaces
+    parameterized by width multiplier and input resolution).
+    """
+    if base not in _TINYNAS_BASES:
+        raise ConfigError(f"TinyNAS base space {base!r} is not known; choose from "
+                          f"{sorted(_TINYNAS_BASES)}")  # fmt: skip
+    if width_mult not in TINYNAS_WIDTHS:
+        raise ConfigError(f"width multiplier {width_mult!r} is not allowed; choose from "
+                          f"{TINYNAS_WIDTHS}")  # fmt: skip
+    if resolution not in TINYNAS_RESOLUTIONS:
+        raise ConfigError(f"resolution {resolution!r} is not allowed; choose from "
+                          f"{TINYNAS_RESOLUTIONS}")  # fmt: skip
+    space = _TINYNAS_BASES[base]()
+
+    def w(c: int) -> int:
+        return make_divisible(c * width_mult, 8)
+
+    return replace(
+        space,
+        name=f"{base}-w{width_mult:g}-r{resolution}",
+        resolutions=(resolution,),
+        stages=tuple(replace(st, width=w(st.width)) for st in space.stages),
+        stem_width=w(space.stem_width),
+        first_block_width=w(space.first_block_width),
+        final_expand_width=w(space.final_expand_width),
+        feature_mix_width=w(space.feature_mix_width),
+        width_mult=width_mult,
+        reference="TinyNAS space family, MCUNet, arXiv 2007.10319, Sec. 3.1; " + space.reference,
+    )
+
+
+def tinynas_space_names(base: str = "mbv3-tiny") -> list[str]:
+    """Names of every (width, resolution) space of ``base``'s TinyNAS family, widths outer."""
+    return [f"{base}-w{w:g}-r{r}" for w in TINYNAS_WIDTHS for r in TINYNAS_RESOLUTIONS]
+
+
+def _tinynas_from_name(name: str) -> SearchSpace | None:
+    match = _TINYNAS_NAME.match(name)
+    if match is None or match["base"] not in _TINYNAS_BASES:
+        return None
+    try:
+        width = float(match["width"])
+    except ValueError:
+        return None
+    if f"{width:g}" != match["width"]:
+        return None  # one spelling per space: w0.5, not w0.50
+    return tinynas_space(match["base"], width_mult=width, resolution=int(match["resolution"]))
+
+
 def register_space(name: str, factory: Callable[[], SearchSpace]) -> None:
     """Add a named space; ``factory()`` must return a :class:`SearchSpace` called ``name``.
 
@@ -149,14 +234,19 @@ def list_spaces() -> list[str]:
 
 
 def get_space(name: str, *, num_classes: int | None = None) -> SearchSpace:
-    """The named search space, optionally with another number of classes.
+    """The named search space (a registered one or a TinyNAS space such as
+    ``mbv3-tiny-w0.5-r24``, see :func:`tinynas_space`), optionally with another number of classes.
 
     Raises:
-        ConfigError: for an unknown name (lists the known names) or num_classes < 2.
+        ConfigError: for an unknown name (lists the known names and the TinyNAS pattern), a
+            TinyNAS width or resolution outside its choices, or num_classes < 2.
     """
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown space {name!r}; choose from {list_spaces()}")
-    space = _REGISTRY[name]()
+    space = _REGISTRY[name]() if name in _REGISTRY else _tinynas_from_name(name)
+    if space is None:
+        raise ConfigError(
+            f"unknown space {name!r}; choose from {list_spaces()} or a TinyNAS space "
+            f"'mbv3-tiny-w{{W}}-r{{R}}' with W in {TINYNAS_WIDTHS}, R in {TINYNAS_RESOLUTIONS}"
+        )
     if num_classes is not None:
         if num_classes < 2:
             raise ConfigError(f"num_classes = {num_classes} must be >= 2")
