@@ -16,7 +16,9 @@ from supernet.cost.device import (
 )
 from supernet.errors import ConfigError
 
-KNOWN = "['name', 'runtime', 'threads', 'batch_size', 'constraints', 'lut']"
+KNOWN = (
+    "['name', 'runtime', 'threads', 'batch_size', 'constraints', 'lut', 'int8', 'memory_planner']"
+)
 
 
 @pytest.mark.parametrize(("name", "runtime"), [("cpu-torch", "torch"), ("cpu-ort", "onnxruntime")])
@@ -58,7 +60,7 @@ def test_threads_default_to_the_available_cores(tmp_path):
          "batch_size = 'two' must be an integer >= 1"),
         ("name: x\nruntime: torch\nconstraints: {max_flops: 3}\n",
          "unknown constraint(s) ['max_flops']; known constraints: ['max_latency_ms', 'max_macs', "
-         "'max_peak_memory_bytes', 'max_model_size_bytes']"),
+         "'max_peak_memory_bytes', 'max_model_size_bytes', 'max_sram_bytes', 'max_flash_bytes']"),
         ("name: x\nruntime: torch\nconstraints: {max_latency_ms: -1}\n",
          "constraints.max_latency_ms = -1 must be a positive number"),
         ("- a list\n", "must be a mapping, got list"),
