@@ -37,6 +37,14 @@ def test_cost_models_bench_reports_times_and_ratio():
     assert r["analytic_s"] > 0 and r["baseline_per_config_s"] > 0 and r["speedup"] > 0
 
 
+def test_mcu_cost_bench_reports_times_and_ratio():
+    from benches.mcu_cost import mcu_cost_speed
+
+    r = mcu_cost_speed("mbv3-tiny", n_configs=20, tflm_configs=2, baseline_configs=2, repeats=1)
+    assert r["configs"] == 20
+    assert r["tinyengine_s"] > 0 and r["tflm_per_config_s"] > 0 and r["speedup_tinyengine"] > 0
+
+
 def test_search_bench_reports_rates_and_ratio():
     from benches.search import search_speed
 

@@ -52,3 +52,48 @@ def test_order_is_by_size_not_by_time():
 def test_bad_buffers_are_refused():
     with pytest.raises(ConfigError, match="last >= first"):
         greedy_plan([Buffer(16, 3, 1)])
+
+
+def _tflm_literal(buffers):
+    """TFLM's CalculateOffsetsIfNeeded step by step: buffers listed from the last added, bubble
+    sorted by size (stable, largest first), each walked against *every* placed buffer in an
+    offset-ordered list (non-overlapping ones skipped), inserted after equal offsets."""
+    ids = list(range(len(buffers)))[::-1]
+    ids = [i for i in ids if buffers[i].size > 0]
+    swapped = True
+    while swapped:
+        swapped = False
+        for k in range(1, len(ids)):
+            if buffers[ids[k - 1]].size < buffers[ids[k]].size:
+                ids[k - 1], ids[k] = ids[k], ids[k - 1]
+                swapped = True
+    placed, offsets = [], {}
+    for i in ids:
+        b, candidate, prior = buffers[i], 0, None
+        alive = [j for j in placed
+                 if not (buffers[j].first > b.last or b.first > buffers[j].last)]  # fmt: skip
+        for j in alive:
+            if prior is not None:
+                candidate = max(candidate, offsets[prior] + buffers[prior].size)
+            if offsets[j] - candidate >= b.size:
+                break
+            prior = j
+        else:
+            if prior is not None:
+                candidate = max(candidate, offsets[prior] + buffers[prior].size)
+        offsets[i] = candidate
+        at = next((k for k, j in enumerate(placed) if offsets[j] > candidate), len(placed))
+        placed.insert(at, i)
+    return [offsets.get(i, -1) for i in range(len(buffers))]
+
+
+def test_matches_a_literal_transcription_of_tflms_loop_on_random_buffers():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        buffers = []
+        for _ in range(rng.randint(1, 12)):
+            first = rng.randint(0, 8)
+            buffers.append(Buffer(16 * rng.randint(0, 6), first, first + rng.randint(0, 4)))
+        assert greedy_plan(buffers)[0] == _tflm_literal(buffers)

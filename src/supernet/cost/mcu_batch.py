@@ -64,14 +64,18 @@ def sram_of_shapes(shapes: SubnetShapes, planner: str) -> np.ndarray:
     sh = shapes
     if planner == "tflm":
         return _tflm_loop(sh)
+    # Per block slot [N, S]: expand x + t_in, depthwise t_in + t_out (tinyengine: + one output
+    # channel) + the kept skip x, project t_out + y; few temporaries (this runs per search batch).
     in_area, out_area = sh.in_size**2, sh.out_size**2
     mid = sh.mid_channels
-    x = in_area * sh.in_channels[None, :]
-    t_in, t_out = in_area * mid, out_area * mid
-    skip = np.where(sh.residual[None, :], x, 0)
-    dw = t_in + (out_area if planner == "tinyengine" else t_out) + skip
-    per_slot = np.maximum(np.maximum(x + t_in, dw), t_out + out_area * sh.out_channels[None, :])
-    blocks = np.where(sh.active, per_slot, 0).max(axis=1)
+    t_in = in_area * mid
+    expand = t_in + in_area * sh.in_channels
+    dw = t_in + (out_area if planner == "tinyengine" else out_area * mid)
+    dw += in_area * np.where(sh.residual, sh.in_channels, 0)
+    per_slot = np.maximum(expand, dw)
+    np.maximum(per_slot, out_area * (mid + sh.out_channels), out=per_slot)
+    per_slot *= sh.active  # inactive slots hold nothing
+    blocks = per_slot.max(axis=1)
     return np.maximum(blocks, _peak_fixed(sh, planner)).astype(np.int64)
 
 
