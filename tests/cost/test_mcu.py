@@ -166,8 +166,12 @@ def test_naive_equals_mcunets_count_on_published_models(path):
         assert int(peak / 1024 + 0.5) == PUBLISHED_ACT_KIB[path.stem]  # rounded half up
 
 
-@pytest.mark.parametrize("space_name", ["mbv3-tiny", "proxyless-tiny", "mbv3-tiny-w0.5-r24"])
+@pytest.mark.parametrize(
+    "space_name", ["mbv3-tiny", "proxyless-tiny", "mbv3-tiny-w0.5-r24", "ofa-mbv3"]
+)
 def test_batched_equals_per_config(space_name):
+    # Two independent paths: numpy over the batch (tflm: the padded-timeline greedy of
+    # supernet.cost.tflm_batch) vs one block list and one operator graph per config.
     space = get_space(space_name)
     batch = sample_batch(space, 40, np.random.default_rng(3))
     nets = [block_list_from_config(c, space) for c in batch]
@@ -175,6 +179,7 @@ def test_batched_equals_per_config(space_name):
         expected = [mcu_cost(n, planner).sram_bytes for n in nets]
         assert sram_bytes(batch, space, planner=planner).tolist() == expected
     assert flash_bytes(batch, space).tolist() == [mcu_cost(n).flash_bytes for n in nets]
+    assert sram_bytes(batch[:0], space, planner="tflm").shape == (0,)
 
 
 def test_block_list_of_a_config_has_the_subnets_weights():

@@ -53,7 +53,6 @@ __all__ = [
     "McuLayer",
     "check_planner",
     "mcu_cost",
-    "tflm_peak_bytes",
 ]
 
 PLANNERS = ("naive", "tflm", "tinyengine")
@@ -214,12 +213,6 @@ def _tflm_plan(g: _Graph) -> tuple[list[Buffer], list[int], int]:
     buffers += scratch
     offsets, total = greedy_plan(buffers)
     return buffers, offsets, total
-
-
-def tflm_peak_bytes(net: BlockList) -> int:
-    """int8 activation bytes TFLM's greedy planner needs for ``net`` (the ``tflm`` SRAM of
-    :func:`mcu_cost`, without the per-layer table)."""
-    return _tflm_plan(_graph(net, "tflm"))[2]
 
 
 def mcu_cost(net: BlockList, planner: str = "tflm") -> McuCost:

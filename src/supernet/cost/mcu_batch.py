@@ -1,7 +1,7 @@
 """int8 SRAM and Flash of many arch configs at once: the numbers of :func:`supernet.cost.mcu.
 mcu_cost` (see that module for what each memory planner counts), computed from the layer shapes
-of a whole ``ConfigBatch`` with numpy (``naive``, ``tinyengine``, Flash) or by planning each
-distinct subnet once (``tflm``: TFLM's greedy planner is sequential per network).
+of a whole ``ConfigBatch`` with numpy (``naive``, ``tinyengine``, Flash; ``tflm`` through
+:mod:`supernet.cost.tflm_batch`, one greedy step per buffer rank for all subnets at once).
 
 Reference: MCUNet (Lin et al., NeurIPS'20, arXiv 2007.10319), Sec. 3.1-3.2; TensorFlow Lite
 Micro (arXiv 2010.08678), Sec. 4.4.
@@ -21,9 +21,8 @@ from supernet.cost.mcu import (
     FLASH_PER_OP_BYTES,
     QUANT_BYTES_PER_CHANNEL,
     check_planner,
-    tflm_peak_bytes,
 )
-from supernet.cost.mcu_net import block_list_from_config
+from supernet.cost.tflm_batch import tflm_sram_of_shapes
 from supernet.space import ArchConfig, ConfigBatch, SearchSpace
 
 __all__ = ["flash_bytes", "flash_of_shapes", "sram_bytes", "sram_of_shapes"]
@@ -63,7 +62,7 @@ def sram_of_shapes(shapes: SubnetShapes, planner: str) -> np.ndarray:
     check_planner(planner)
     sh = shapes
     if planner == "tflm":
-        return _tflm_loop(sh)
+        return tflm_sram_of_shapes(sh)
     # Per block slot [N, S]: expand x + t_in, depthwise t_in + t_out (tinyengine: + one output
     # channel) + the kept skip x, project t_out + y; few temporaries (this runs per search batch).
     in_area, out_area = sh.in_size**2, sh.out_size**2
@@ -114,46 +113,6 @@ def flash_of_shapes(shapes: SubnetShapes) -> np.ndarray:
         + ops_without_weights * FLASH_PER_OP_BYTES
     )
     return (np.where(sh.active, per_slot, 0).sum(axis=1) + _fixed_flash(sp)).astype(np.int64)
-
-
-def _tflm_loop(sh: SubnetShapes) -> np.ndarray:
-    """TFLM's plan is sequential per network: plan each distinct subnet once."""
-    space = sh.space
-    rows = _rows(sh)
-    return np.array([_tflm_one(space, row) for row in rows], dtype=np.int64)
-
-
-def _rows(sh: SubnetShapes) -> list[tuple[int, ...]]:
-    """One hashable key per subnet: resolution, then kernel size and hidden width of active
-    slots (0 elsewhere)."""
-    kernel = np.where(sh.active, sh.kernel_size, 0)
-    mid = np.where(sh.active, sh.mid_channels, 0)
-    keys = np.concatenate([sh.resolution[:, None], kernel, mid, sh.active], axis=1)
-    return [tuple(r) for r in keys.tolist()]
-
-
-@functools.lru_cache(maxsize=65536)
-def _tflm_one(space: SearchSpace, row: tuple[int, ...]) -> int:
-    b = space.num_blocks
-    kernel, active = row[1 : 1 + b], row[1 + 2 * b :]
-    mid = row[1 + b : 1 + 2 * b]
-    depth, slot = [], 0
-    for stage in space.stages:
-        depth.append(sum(active[slot : slot + stage.max_depth]))
-        slot += stage.max_depth
-    expand = [_expand_of(space, s, m) if a else space.expand_ratios[0]
-              for s, (m, a) in enumerate(zip(mid, active, strict=True))]  # fmt: skip
-    ks = [k if a else space.kernel_sizes[0] for k, a in zip(kernel, active, strict=True)]
-    config = ArchConfig(resolution=row[0], kernel_size=tuple(ks), expand_ratio=tuple(expand),
-                        depth=tuple(depth))  # fmt: skip
-    return tflm_peak_bytes(block_list_from_config(config, space))
-
-
-def _expand_of(space: SearchSpace, slot: int, mid: int) -> int:
-    from supernet.cost.macs import _slot_tables
-
-    row = _slot_tables(space).mid_table[slot]
-    return space.expand_ratios[int(np.flatnonzero(row == mid)[0])]
 
 
 def sram_bytes(
