@@ -15,7 +15,7 @@ noise that no architecture-based predictor can learn: the variance of the differ
 subnets' measured accuracies is their per-image disagreement variance over the image count
 (a paired binomial), half of its mean over pairs is one subnet's share. A normal model then
 gives the RMSE and Kendall tau of a perfect predictor scored against labels with that noise.
-Written for this study (no library computes it); numbers in the README.
+Written for this study (no library computes it); numbers in docs/results/predictor.md.
 """
 
 from __future__ import annotations
