@@ -20,23 +20,28 @@ from supernet.data import FOLDER_PREFIX, DatasetSplits, load_dataset
 from supernet.errors import ConfigError
 from supernet.space import get_space
 from supernet.train.config import TrainConfig
+from supernet.train.rundir import DATASET_RECORD
 
-__all__ = ["DATASET_RECORD", "load_run_dataset"]
+__all__ = ["DATASET_RECORD", "load_run_dataset", "write_dataset_record"]
 
 log = logging.getLogger(__name__)
 
-DATASET_RECORD = "dataset.json"
 _FORMAT_VERSION = 1
 
 
 def load_run_dataset(
-    config: TrainConfig, run_dir: str | Path | None = None, *, save: bool = False
+    config: TrainConfig,
+    run_dir: str | Path | None = None,
+    *,
+    save: bool = False,
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> DatasetSplits:
     """The splits of ``config.dataset``; for a folder, with the run's saved statistics.
 
     With ``save`` (training, rank 0) a folder's record is written to ``RUN/dataset.json`` when
-    it is not there yet. Unreadable images are skipped (see
-    :func:`supernet.data.load_image_folder`) and their count logged.
+    it is not there yet, with ``stats=(mean, std)`` when given (imported weights keep the
+    statistics they were trained with) or else those of the train split. Unreadable images are
+    skipped (see :func:`supernet.data.load_image_folder`) and their count logged.
 
     Shapes: folder images uint8 ``[N, C, R, R]`` with R the space's largest resolution.
 
@@ -52,7 +57,8 @@ def load_run_dataset(
     if record_path is not None and record_path.is_file():
         record = json.loads(record_path.read_text())
     size = max(get_space(config.space).resolutions)
-    stats = None if record is None else (tuple(record["mean"]), tuple(record["std"]))
+    if record is not None:
+        stats = (tuple(record["mean"]), tuple(record["std"]))
     splits = load_dataset(config.dataset, size=size, seed=config.seed, recipe="imagenet",
                           augment=config.augment, stats=stats)  # fmt: skip
     classes = list(_class_names(config.dataset))
@@ -65,19 +71,28 @@ def load_run_dataset(
         log.warning("%d unreadable image(s) skipped in %s (listed in %s)", len(splits.skipped),
                     config.dataset, DATASET_RECORD)  # fmt: skip
     if save and record_path is not None and record is None:
-        record = {
-            "format_version": _FORMAT_VERSION,
-            "dataset": config.dataset,
-            "classes": classes,
-            "channels": splits.input_channels,
-            "size": size,
-            "mean": list(splits.train.mean),
-            "std": list(splits.train.std),
-            "images": {k: len(getattr(splits, k)) for k in ("train", "val", "test")},
-            "skipped": list(splits.skipped),
-        }
-        write_text_atomic(record_path, json.dumps(record, indent=2) + "\n")
+        write_dataset_record(run_dir, config, splits)
     return splits
+
+
+def write_dataset_record(run_dir: str | Path, config: TrainConfig, splits: DatasetSplits) -> None:
+    """Write ``RUN/dataset.json`` (atomically) for a folder dataset: classes, channel count,
+    image size, the splits' mean/std, image counts and skipped files. Nothing for a built-in
+    dataset."""
+    if not config.dataset.startswith(FOLDER_PREFIX):
+        return
+    record = {
+        "format_version": _FORMAT_VERSION,
+        "dataset": config.dataset,
+        "classes": list(_class_names(config.dataset)),
+        "channels": splits.input_channels,
+        "size": splits.input_size,
+        "mean": list(splits.train.mean),
+        "std": list(splits.train.std),
+        "images": {k: len(getattr(splits, k)) for k in ("train", "val", "test")},
+        "skipped": list(splits.skipped),
+    }
+    write_text_atomic(Path(run_dir) / DATASET_RECORD, json.dumps(record, indent=2) + "\n")
 
 
 def _class_names(dataset: str) -> tuple[str, ...]:
