@@ -15,7 +15,8 @@ noise that no architecture-based predictor can learn: the variance of the differ
 subnets' measured accuracies is their per-image disagreement variance over the image count
 (a paired binomial), half of its mean over pairs is one subnet's share. A normal model then
 gives the RMSE and Kendall tau of a perfect predictor scored against labels with that noise.
-Written for this study (no library computes it); numbers in the README.
+The per-image noise variance is :func:`supernet.predict.noise.paired_noise_variance`; numbers
+in docs/results/predictor.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from scipy import stats
 
 from supernet.data import BatchLoader, resize
 from supernet.predict import ACC_DATASET, AccuracyDataset, read_accuracy_dataset, train_predictor
+from supernet.predict.noise import paired_noise_variance
 from supernet.space import get_space
 from supernet.train import calibration_loader, load_run, read_run_config, recalibrate_bn
 
@@ -80,9 +82,7 @@ def noise_floor(run_dir: Path, subnets: int, holdout: int = 200) -> list[str]:
     c = np.asarray(correct, dtype=np.float64)  # [subnets, images]
     images = c.shape[1]
     acc = 100.0 * c.mean(1)
-    i, j = np.triu_indices(subnets, 1)
-    pair_var = np.array([np.var(c[a] - c[b]) for a, b in zip(i, j, strict=True)]) / images * 1e4
-    noise_var = 0.5 * float(pair_var.mean())  # points^2, one subnet's idiosyncratic share
+    noise_var = paired_noise_variance(c)  # points^2, one subnet's idiosyncratic share
     half_a, half_b = 100.0 * c[:, 0::2].mean(1), 100.0 * c[:, 1::2].mean(1)
     split_tau = float(stats.kendalltau(half_a, half_b).statistic)
     true_var = max(float(acc.var()) - noise_var, 1e-12)

@@ -108,3 +108,30 @@ def test_collect_then_fit_on_a_trained_run(tmp_path, trained_run):
                               "--holdout", "0.4"])  # fmt: skip
     assert fit.exit_code == 0, fit.output
     assert (run_dir / PREDICTOR_FILE).is_file()
+
+
+def test_fit_reports_the_split_half_noise_ceiling_beside_rmse_and_tau(synthetic_run):
+    from supernet.predict.halves import HALVES_FILE, halves_row
+
+    run_dir, rows = synthetic_run
+    write_csv_atomic(run_dir / ACC_DATASET, rows)
+    args = ["predict", "fit", "--run-dir", str(run_dir), "--epochs", "5"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "no noise ceiling: this dataset has no half accuracies" in (
+        " ".join(result.output.split())
+    )
+    rng = np.random.default_rng(1)
+    halves = [
+        halves_row(
+            i,
+            float(r["val_accuracy"]) + rng.normal(0, 0.3),
+            float(r["val_accuracy"]) + rng.normal(0, 0.3),
+        )
+        for i, r in enumerate(rows)
+    ]
+    write_csv_atomic(run_dir / HALVES_FILE, halves)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "noise ceiling (split-half, 30 subnets): a perfect predictor would score RMSE" in text
+    assert "× the noise, τ" in text and "of the ceiling" in text

@@ -267,10 +267,10 @@ def test_scorer_equals_evaluate_subnet_with_and_without_the_cache(
     for config in configs:
         score, _ = evaluate_subnet(run.supernet, config, calib=calib, data=val, device=run.device,
                                    channels_last=cfg.channels_last)  # fmt: skip
-        assert scorer(config) == pytest.approx(score.accuracy, abs=100 / 250 + 1e-9)
+        assert scorer(config)[0] == pytest.approx(score.accuracy, abs=100 / 250 + 1e-9)
     resolutions = {c.resolution for c in configs}
     assert set(scorer.cache) == (resolutions if cache_bytes else set())
-    assert len({round(scorer(c), 6) for c in configs}) > 1  # the subnets do differ
+    assert len({round(scorer(c)[0], 6) for c in configs}) > 1  # the subnets do differ
 
 
 def test_scorer_of_a_group_norm_supernet_equals_evaluate_subnet():
@@ -284,5 +284,21 @@ def test_scorer_of_a_group_norm_supernet_equals_evaluate_subnet():
     scorer = dataset._SubnetScorer(model, calib, val, torch.device("cpu"), channels_last=False)
     for config in _scorer_configs(space):
         score, _ = evaluate_subnet(model, config, calib=calib, data=val, device=torch.device("cpu"))
-        assert scorer(config) == pytest.approx(score.accuracy, abs=1e-9)
+        assert scorer(config)[0] == pytest.approx(score.accuracy, abs=1e-9)
     assert scorer.cache
+
+
+def test_collect_writes_each_subnets_accuracy_on_the_two_halves(run_dir):
+    from supernet.predict.halves import HALVES_FILE
+
+    data = collect_accuracy_dataset(run_dir, n=2, seed=0, val_images=101, device="cpu")
+    rows = _csv_rows(run_dir / HALVES_FILE)
+    assert [int(r["index"]) for r in rows] == list(range(4))
+    halves = data.half_accuracy
+    assert halves.shape == (4, 2) and not np.isnan(halves).any()
+    # 51 even- and 50 odd-indexed images make up the accuracy on all 101
+    np.testing.assert_allclose((halves[:, 0] * 51 + halves[:, 1] * 50) / 101, data.val_accuracy)
+    np.testing.assert_allclose(read_accuracy_dataset(run_dir / ACC_DATASET,
+                                                     data.space).half_accuracy, halves)  # fmt: skip
+    (run_dir / HALVES_FILE).unlink()  # a dataset collected before the halves: NaN, still read
+    assert np.isnan(read_accuracy_dataset(run_dir / ACC_DATASET, data.space).half_accuracy).all()

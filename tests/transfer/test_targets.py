@@ -121,8 +121,11 @@ def test_missing_folder(tmp_path):
         load_target(f"folder:{tmp_path / 'nope'}", input_size=8, input_channels=1, **SOURCE)
 
 
-def test_unreadable_image_is_named(tmp_path):
+def test_unreadable_image_is_skipped_and_named(tmp_path, caplog):
     _write_folder(tmp_path, {"a": 3, "b": 3})
     (tmp_path / "b" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(ConfigError, match=r"broken.png' cannot be read"):
-        load_target(f"folder:{tmp_path}", input_size=8, input_channels=1, **SOURCE)
+    target = load_target(f"folder:{tmp_path}", input_size=8, input_channels=1, **SOURCE)
+    s = target.splits
+    assert len(s.train) + len(s.val) + len(s.test) == 6
+    assert s.skipped == (str(tmp_path / "b" / "broken.png"),)
+    assert "broken.png' cannot be read" in caplog.text

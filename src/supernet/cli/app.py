@@ -17,6 +17,7 @@ from supernet import __version__
 from supernet.cli.console import SingleValueCommand, console
 from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
+from supernet.cli.import_ofa import import_ofa
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
 from supernet.cli.specialize import search, specialize
@@ -202,6 +203,7 @@ app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
 app.command(cls=SingleValueCommand)(tinynas)
 app.command(cls=SingleValueCommand)(transfer)
+app.command("import-ofa", cls=SingleValueCommand)(import_ofa)
 
 
 def main() -> None:

@@ -156,6 +156,22 @@ def fit(
                   f"{report.baseline_rmse:.3f}", f"{report.kendall_tau:.3f}",
                   f"{report.spearman_rho:.3f}")  # fmt: skip
     console.print(table)
+    ceiling = _noise_ceiling(data)
+    if ceiling is not None:
+        console.print(
+            f"noise ceiling (split-half, {ceiling.subnets} subnets): a perfect predictor would "
+            f"score RMSE {ceiling.rmse:.3f} and Kendall τ {ceiling.kendall_tau:.3f} against these "
+            f"labels (halves agree at τ {ceiling.split_half_tau:.3f}); held out: RMSE "
+            f"{report.rmse / max(ceiling.rmse, 1e-12):.2f}× the noise, τ "
+            f"{report.kendall_tau / max(ceiling.kendall_tau, 1e-12):.2f} of the ceiling",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            "no noise ceiling: this dataset has no half accuracies (acc_halves.csv); "
+            "recollect with `supernet predict collect --force`",
+            soft_wrap=True,
+        )
     from supernet.checkpoint import write_text_atomic
     from supernet.report.predictor import predictor_markdown
 
@@ -168,3 +184,18 @@ def fit(
 
         written = plot_predictor_holdout(report, plot, title=space.name)
         console.print(f"saved {escape(str(written))}", soft_wrap=True)
+
+
+def _noise_ceiling(data):  # -> NoiseCeiling | None
+    """The split-half noise ceiling over the subnets that have both half accuracies (>= 10)."""
+    import numpy as np
+
+    from supernet.predict.noise import noise_ceiling
+
+    halves = data.half_accuracy
+    if halves is None:
+        return None
+    ok = ~np.isnan(halves).any(axis=1)
+    if ok.sum() < 10:
+        return None
+    return noise_ceiling(halves[ok, 0], halves[ok, 1])

@@ -26,11 +26,14 @@ from supernet.data.idx import read_idx
 from supernet.errors import ConfigError, DataNotFoundError
 
 __all__ = [
+    "AUGMENTATIONS",
     "DATASETS",
     "DEBIAN_FASHION_MNIST_DIR",
     "FASHION_MNIST_FILES",
+    "FOLDER_PREFIX",
     "DatasetSplits",
     "ImageDataset",
+    "check_dataset_name",
     "fashion_mnist_dir",
     "load_dataset",
     "load_digits",
@@ -45,6 +48,9 @@ FASHION_MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 DATASETS: tuple[str, ...] = ("fashion-mnist", "digits")
+FOLDER_PREFIX = "folder:"
+"""A dataset name ``folder:PATH`` is an image folder (see :mod:`supernet.data.folder`)."""
+AUGMENTATIONS: tuple[str, ...] = ("crop-flip", "resized-crop-flip")
 
 
 def _describe(value: object) -> str:
@@ -59,12 +65,15 @@ class ImageDataset:
 
     Shapes: ``images`` uint8 [N, C, H, W] (pixel values 0..255), ``labels`` int64 [N]
     with values in 0..num_classes-1. ``mean``/``std`` hold C floats each: per-channel
-    statistics of the images scaled to [0, 1]. ``augment`` says whether random crop
-    (zero padding ``pad`` pixels per side) plus horizontal flip suit this dataset.
+    statistics of the images scaled to [0, 1]. ``augment`` says whether augmentation suits this
+    dataset, and ``augmentation`` which: ``"crop-flip"`` (random crop after zero padding ``pad``
+    pixels per side, then horizontal flip) or ``"resized-crop-flip"`` (the ImageNet recipe:
+    random resized crop, then horizontal flip; see :func:`supernet.data.random_resized_crop`).
 
     Raises:
         ConfigError: wrong dtype or shape, mismatched lengths, labels out of range,
-            mean/std of the wrong length, a non-positive std, or a negative pad.
+            mean/std of the wrong length, a non-positive std, a negative pad, or an unknown
+            augmentation.
     """
 
     name: str
@@ -75,6 +84,7 @@ class ImageDataset:
     std: tuple[float, ...]
     augment: bool
     pad: int
+    augmentation: str = "crop-flip"
 
     def __post_init__(self) -> None:
         img, lab = self.images, self.labels
@@ -111,6 +121,11 @@ class ImageDataset:
             raise ConfigError(f"dataset {self.name!r}: std {std} must be positive")
         if isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0:
             raise ConfigError(f"dataset {self.name!r}: pad={self.pad!r}, need an int >= 0")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ConfigError(
+                f"dataset {self.name!r}: augmentation={self.augmentation!r}; allowed: "
+                f"{', '.join(AUGMENTATIONS)}"
+            )
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
         object.__setattr__(self, "augment", bool(self.augment))
@@ -135,6 +150,7 @@ class DatasetSplits:
     """Train / validation / test splits of one dataset.
 
     Shapes: all three hold images [*, C, H, W] with the same C, H, W and class count.
+    ``skipped``: files left out because they could not be decoded (image folders only).
 
     Raises:
         ConfigError: the splits disagree on image shape or number of classes.
@@ -143,6 +159,7 @@ class DatasetSplits:
     train: ImageDataset
     val: ImageDataset
     test: ImageDataset
+    skipped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         ref = self.train
@@ -175,10 +192,25 @@ class DatasetSplits:
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Exact per-channel mean and std of uint8 images scaled to [0, 1], via histograms."""
+    return stats_from_histograms(channel_histograms(images))
+
+
+def channel_histograms(images: torch.Tensor) -> torch.Tensor:
+    """Per-channel pixel-value counts of uint8 images [N, C, H, W]: int64 [C, 256]."""
+    return torch.stack(
+        [torch.bincount(images[:, c].reshape(-1), minlength=256) for c in range(images.shape[1])]
+    )
+
+
+def stats_from_histograms(
+    histograms: torch.Tensor,
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Exact per-channel mean and std (pixels scaled to [0, 1]) from counts [C, 256]; a channel
+    with zero variance gets std 1."""
     values = torch.arange(256, dtype=torch.float64) / 255.0
     means, stds = [], []
-    for c in range(images.shape[1]):
-        counts = torch.bincount(images[:, c].reshape(-1), minlength=256).to(torch.float64)
+    for c in range(histograms.shape[0]):
+        counts = histograms[c].to(torch.float64)
         total = counts.sum().clamp_min(1.0)
         mean = float((counts * values).sum() / total)
         var = float((counts * (values - mean) ** 2).sum() / total)
@@ -188,9 +220,15 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
 
 
 def _make_splits(
-    name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], **meta
+    name: str,
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    stats: tuple[Sequence[float], Sequence[float]] | None = None,
+    skipped: tuple[str, ...] = (),
+    **meta,
 ) -> DatasetSplits:
-    """Wrap (images [N, C, H, W] uint8, labels [N]) arrays per split; stats from train."""
+    """Wrap (images [N, C, H, W] uint8, labels [N]) arrays per split; stats from train unless
+    given as ``(mean, std)``."""
     tensors = {
         key: (
             torch.from_numpy(np.array(x, dtype=np.uint8)),
@@ -198,11 +236,11 @@ def _make_splits(
         )
         for key, (x, y) in parts.items()
     }
-    mean, std = _channel_stats(tensors["train"][0])
+    mean, std = _channel_stats(tensors["train"][0]) if stats is None else stats
     built = {
         key: ImageDataset(name, x, y, mean=mean, std=std, **meta) for key, (x, y) in tensors.items()
     }
-    return DatasetSplits(**built)
+    return DatasetSplits(**built, skipped=skipped)
 
 
 def _fashion_file(directory: Path, name: str) -> Path | None:
@@ -344,17 +382,48 @@ _LOADERS: dict[str, Callable[..., DatasetSplits]] = {
 }
 
 
-def load_dataset(name: str, **kwargs) -> DatasetSplits:
-    """Load dataset ``name`` (one of ``DATASETS``), passing ``kwargs`` to its loader.
+def check_dataset_name(name: object) -> str:
+    """``name`` itself when it names a dataset: one of ``DATASETS`` or ``folder:PATH``.
 
-    Shapes: see ``load_fashion_mnist`` ([N, 1, 28, 28]) and ``load_digits`` ([N, 1, 8, 8]).
+    Raises:
+        ConfigError: anything else (names the value and what is allowed).
+    """
+    if isinstance(name, str) and (
+        name in _LOADERS or (name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX))
+    ):
+        return name
+    raise ConfigError(
+        f"dataset = {name!r}; choose from {', '.join(DATASETS)} or {FOLDER_PREFIX}PATH "
+        "(an image folder PATH/CLASS/*.png|jpg|webp)"
+    )
+
+
+def load_dataset(name: str, **kwargs) -> DatasetSplits:
+    """Load dataset ``name`` (one of ``DATASETS`` or ``folder:PATH``), passing ``kwargs`` to its
+    loader (:func:`supernet.data.load_image_folder` for a folder; it needs ``size``).
+
+    Shapes: see ``load_fashion_mnist`` ([N, 1, 28, 28]), ``load_digits`` ([N, 1, 8, 8]) and
+    ``load_image_folder`` ([N, C, size, size]).
 
     Raises:
         ConfigError: unknown name, or a keyword argument that loader does not take.
         DataNotFoundError: the dataset's files are missing.
     """
-    if name not in _LOADERS:
-        raise ConfigError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+    check_dataset_name(name)
+    if name.startswith(FOLDER_PREFIX):
+        from supernet.data.folder import load_image_folder  # folder.py imports this module
+
+        loader = functools.partial(load_image_folder, name[len(FOLDER_PREFIX) :])
+        signature = inspect.signature(load_image_folder)
+        signature = signature.replace(parameters=list(signature.parameters.values())[1:])
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(
+                f"dataset {name!r} got bad options {sorted(kwargs)} ({exc}); "
+                f"allowed: {', '.join(signature.parameters)}"
+            ) from exc
+        return loader(**kwargs)
     loader = _LOADERS[name]
     signature = inspect.signature(loader)
     try:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import torch
 
 from supernet.data.datasets import ImageDataset
-from supernet.data.transforms import random_crop, random_hflip, to_float
+from supernet.data.transforms import random_crop, random_hflip, random_resized_crop, to_float
 from supernet.errors import ConfigError
 
 __all__ = ["BatchLoader"]
@@ -19,8 +19,9 @@ class BatchLoader:
 
     Each ``iter()`` is one epoch. With ``shuffle`` the order is
     ``torch.randperm(len(dataset), generator=generator)`` drawn when the epoch starts;
-    augmentation (``random_crop(pad)`` then ``random_hflip``, only when ``augment`` and
-    ``dataset.augment``) draws from the same generator batch by batch. So an epoch is
+    augmentation (``random_crop(pad)`` then ``random_hflip``, or ``random_resized_crop`` then
+    ``random_hflip`` for ``dataset.augmentation == "resized-crop-flip"``; only when ``augment``
+    and ``dataset.augment``) draws from the same generator batch by batch. So an epoch is
     fully determined by the generator's state when iteration starts: save
     ``generator.get_state()`` before an epoch and restore it to replay that epoch.
     Without a generator a private one seeded 0 is used (never the global RNG).
@@ -108,7 +109,9 @@ class BatchLoader:
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = ds.images[idx]
-            if self.augment:
+            if self.augment and ds.augmentation == "resized-crop-flip":
+                x = random_hflip(random_resized_crop(x, g), g)
+            elif self.augment:
                 x = random_hflip(random_crop(x, ds.pad, g), g)
             if b < start_batch:
                 continue

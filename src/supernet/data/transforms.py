@@ -6,6 +6,7 @@ no function loops over samples in Python.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 
 from supernet.errors import ConfigError
 
-__all__ = ["random_crop", "random_hflip", "resize", "to_float"]
+__all__ = ["random_crop", "random_hflip", "random_resized_crop", "resize", "to_float"]
 
 
 def _check_batch(images: torch.Tensor, what: str) -> None:
@@ -113,6 +114,76 @@ def resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
     )
     if images.is_floating_point():
         return out
+    if images.dtype == torch.uint8:
+        out = out.clamp(0, 255)
+    return out.round().to(images.dtype)
+
+
+def random_resized_crop(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    attempts: int = 10,
+) -> torch.Tensor:
+    """Crop a random area and aspect ratio per sample and resize it back to H x W (bilinear).
+
+    The ImageNet training recipe (Szegedy et al., "Going Deeper with Convolutions", CVPR'15,
+    arXiv 1409.4842, Sec. 6; the crop Once-for-All trains with, arXiv 1908.09791): per sample, up
+    to ``attempts`` draws of an area fraction uniform in ``scale`` and a log-uniform aspect ratio
+    in ``ratio``; the first draw whose box fits the image is cropped at a uniform position. A
+    sample with no fitting draw gets the whole image. All samples are drawn at once from
+    ``generator`` (areas, ratios, then positions; never the global RNG) and resampled by one
+    ``grid_sample`` call (bilinear, ``align_corners=False``, border padding). Integer images are
+    rounded back to their dtype. Written here because torchvision is not a dependency.
+
+    Shapes: [N, C, H, W] -> [N, C, H, W].
+
+    Raises:
+        ConfigError: images not 4-D, a ``scale`` not 0 < lo <= hi <= 1, a ``ratio`` not
+            0 < lo <= hi, or ``attempts`` < 1.
+    """
+    _check_batch(images, "random_resized_crop")
+    lo, hi = scale
+    if not 0 < lo <= hi <= 1:
+        raise ConfigError(f"random_resized_crop: scale={scale!r}; need 0 < lo <= hi <= 1")
+    if not 0 < ratio[0] <= ratio[1]:
+        raise ConfigError(f"random_resized_crop: ratio={ratio!r}; need 0 < lo <= hi")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ConfigError(f"random_resized_crop: attempts={attempts!r}; need an int >= 1")
+    n, _, h, w = images.shape
+    if n == 0:
+        return images
+    dev = generator.device
+    area = (lo + (hi - lo) * torch.rand(n, attempts, generator=generator, device=dev)) * (h * w)
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(
+        log_lo + (log_hi - log_lo) * torch.rand(n, attempts, generator=generator, device=dev)
+    )
+    cw = torch.sqrt(area * aspect).round()
+    ch = torch.sqrt(area / aspect).round()
+    fits = (cw >= 1) & (cw <= w) & (ch >= 1) & (ch <= h)
+    first = fits.to(torch.int64).argmax(dim=1)  # index of the first fitting draw (0 if none)
+    rows = torch.arange(n, device=dev)
+    any_fit = fits.any(dim=1)
+    cw = torch.where(any_fit, cw[rows, first], torch.full_like(cw[:, 0], w))
+    ch = torch.where(any_fit, ch[rows, first], torch.full_like(ch[:, 0], h))
+    u = torch.rand(n, 2, generator=generator, device=dev)
+    top = torch.floor(u[:, 0] * (h - ch + 1))
+    left = torch.floor(u[:, 1] * (w - cw + 1))
+    # The box in grid_sample's normalized coordinates: centre and half-extent over [-1, 1].
+    theta = torch.zeros(n, 2, 3, dtype=torch.float32, device=dev)
+    theta[:, 0, 0] = cw / w
+    theta[:, 0, 2] = (2 * left + cw) / w - 1
+    theta[:, 1, 1] = ch / h
+    theta[:, 1, 2] = (2 * top + ch) / h - 1
+    theta = theta.to(images.device)
+    x = images if images.is_floating_point() else images.float()
+    grid = F.affine_grid(theta, [n, x.shape[1], h, w], align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if images.is_floating_point():
+        return out.to(images.dtype)
     if images.dtype == torch.uint8:
         out = out.clamp(0, 255)
     return out.round().to(images.dtype)

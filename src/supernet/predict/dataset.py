@@ -27,6 +27,7 @@ from supernet import __version__
 from supernet.data import BatchLoader, resize
 from supernet.errors import ConfigError, DataNotFoundError
 from supernet.nn import OFAMobileNetV3, fold_batchnorm
+from supernet.predict.halves import halves_path, halves_row, read_halves
 from supernet.runtime import detect_runtime
 from supernet.space import ArchConfig, SearchSpace, encode
 from supernet.train import calibration_loader, load_run, recalibrate_bn
@@ -82,7 +83,9 @@ class AccuracyDataset:
     on ``images`` validation images each; ``features()`` float32 [N, F] (Once-for-All encoding).
     The first two configs are the space's largest and smallest; the rest are ``subnet_sequence``'s
     random configs for ``seed``. ``measured`` subnets were measured by the call that returned it,
-    in ``seconds`` (wall clock); the others were read back from the csv.
+    in ``seconds`` (wall clock); the others were read back from the csv. ``half_accuracy``
+    float64 [N, 2]: accuracy on the even- and odd-indexed validation images (``acc_halves.csv``;
+    NaN for subnets collected without it), for the split-half noise ceiling.
     """
 
     space: SearchSpace
@@ -93,6 +96,7 @@ class AccuracyDataset:
     path: Path | None = None
     measured: int = 0
     seconds: float = 0.0
+    half_accuracy: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -216,7 +220,8 @@ def read_accuracy_dataset(path: str | Path, space: SearchSpace) -> AccuracyDatas
             )
         acc[i] = _float_column(where, "val_accuracy", r["val_accuracy"], 0.0, 100.0)
         configs.append(config)
-    return AccuracyDataset(space, seed, tuple(configs), acc, n_images, path)
+    return AccuracyDataset(space, seed, tuple(configs), acc, n_images, path,
+                           half_accuracy=read_halves(path, len(configs)))  # fmt: skip
 
 
 def _check_versions(path: Path, rows: list[dict[str, str]]) -> None:
@@ -302,17 +307,24 @@ class _SubnetScorer:
         self.cached_bytes += size
         return iter(calib), iter(val)
 
-    def __call__(self, config: ArchConfig) -> float:
-        """Top-1 validation accuracy (%) of ``config`` after BN re-calibration."""
+    def __call__(self, config: ArchConfig) -> tuple[float, float, float]:
+        """Top-1 validation accuracy (%) of ``config`` after BN re-calibration: on all images,
+        on the even-indexed and on the odd-indexed ones."""
         calib, val = self._batches(config.resolution)
         subnet = self.supernet.get_subnet(config).to(self.device, memory_format=self.fmt)
         recalibrate_bn(subnet, calib)
         fold_batchnorm(subnet)
-        correct = 0
+        correct, offset = [0, 0], 0
         with torch.inference_mode():
             for x, y in val:
-                correct += int((subnet(x).argmax(1) == y).sum())
-        return 100.0 * correct / max(self.images, 1)
+                hits = subnet(x).argmax(1) == y
+                first = offset % 2  # parity of this batch's first image index
+                correct[first] += int(hits[0::2].sum())
+                correct[1 - first] += int(hits[1::2].sum())
+                offset += int(y.numel())
+        n_even, n_odd = (self.images + 1) // 2, self.images // 2
+        return (100.0 * sum(correct) / max(self.images, 1), 100.0 * correct[0] / max(n_even, 1),
+                100.0 * correct[1] / max(n_odd, 1))  # fmt: skip
 
 
 def _resume_rows(
@@ -406,9 +418,12 @@ def _collect(
     path = run.run_dir / ACC_DATASET
     if force and is_main_process():
         path.unlink(missing_ok=True)
+        halves_path(path).unlink(missing_ok=True)
     barrier()
     rows = _resume_rows(path, space, seed, val.num_samples, configs)
     resumed, collect_start = len(rows), time.perf_counter()
+    known = read_halves(path, len(rows)) if rows else np.zeros((0, 2))
+    halves = [halves_row(i, *known[i]) for i in range(len(rows)) if not np.isnan(known[i]).any()]
     if len(rows) < len(configs):
         calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
         score = _SubnetScorer(run.supernet, calib, val, run.device, config.channels_last)
@@ -419,10 +434,11 @@ def _collect(
             for i in range(len(rows), len(configs), world):
                 start = time.perf_counter()
                 chunk = configs[i : i + world]
-                for k, acc in enumerate(shard_map(score, chunk)):
+                for k, (acc, even, odd) in enumerate(shard_map(score, chunk)):
                     rows.append(_row(i + k, chunk[k], acc, score.images, space.name, seed))
+                    halves.append(halves_row(i + k, even, odd))
                 if len(rows) - written >= save_every and is_main_process():
-                    write_csv_atomic(path, rows)
+                    _write(path, rows, halves)
                     written = len(rows)
                 seconds = time.perf_counter() - start
                 log.info("subnets %d-%d: %s in %.2f s", i, i + len(chunk) - 1,
@@ -432,8 +448,19 @@ def _collect(
                     progress(len(rows), len(configs), f"{last:.2f}% ({seconds:.1f} s)")
         finally:
             if len(rows) > written and is_main_process():
-                write_csv_atomic(path, rows)
+                _write(path, rows, halves)
     acc = np.array([float(r["val_accuracy"]) for r in rows], dtype=np.float64)
+    half_accuracy = np.full((len(rows), 2), np.nan)
+    for h in halves:
+        half_accuracy[int(h["index"])] = (h["val_accuracy_even"], h["val_accuracy_odd"])
     return AccuracyDataset(space, seed, tuple(configs), acc, int(rows[0]["images"]), path,
                            measured=len(rows) - resumed,
-                           seconds=time.perf_counter() - collect_start)  # fmt: skip
+                           seconds=time.perf_counter() - collect_start,
+                           half_accuracy=half_accuracy)  # fmt: skip
+
+
+def _write(path: Path, rows: list[dict], halves: list[dict]) -> None:
+    """The halves first: a crash between the two writes leaves extra halves, never missing."""
+    if halves:
+        write_csv_atomic(halves_path(path), halves)
+    write_csv_atomic(path, rows)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from supernet.data import DATASETS
+from supernet.data import check_dataset_name
 from supernet.errors import ConfigError
 from supernet.space import list_spaces
 
@@ -137,7 +137,7 @@ class TrainConfig:
         for name in ("preset", "device"):
             _check_str(name, getattr(self, name))
         _check_choice("space", self.space, tuple(list_spaces()))
-        _check_choice("dataset", self.dataset, DATASETS)
+        check_dataset_name(self.dataset)
         _check_int("seed", self.seed, 0)
         for name in ("batch_size", "eval_batch_size", "bn_calib_images"):
             _check_int(name, getattr(self, name), 1)

@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 
 from supernet.checkpoint import load_checkpoint
-from supernet.data import DatasetSplits, load_dataset
+from supernet.data import DatasetSplits
 from supernet.nn import OFAMobileNetV3
 from supernet.runtime import detect_runtime
 from supernet.space import SearchSpace
 from supernet.train.config import TrainConfig
+from supernet.train.data import load_run_dataset
 from supernet.train.rundir import CHECKPOINT, read_run_config
 from supernet.train.trainer import build_supernet, checkpoint_metadata
 
@@ -52,7 +53,7 @@ def load_run(run_dir: str | Path, *, device: str = "auto") -> LoadedRun:
     config = read_run_config(run_dir)
     payload, _ = load_checkpoint(run_dir / CHECKPOINT, expect=checkpoint_metadata(config))
     rt = detect_runtime(device, amp=False)
-    splits = load_dataset(config.dataset)
+    splits = load_run_dataset(config, run_dir)
     space, supernet = build_supernet(config, splits)
     supernet.load_state_dict(payload["model"])
     supernet = supernet.to(rt.device).eval()

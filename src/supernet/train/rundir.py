@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 CONFIG, CHECKPOINT, METRICS = "config.yaml", "checkpoint.pt", "metrics.csv"
-RUN_FILES = (CONFIG, CHECKPOINT, METRICS, "eval.csv", "eval.md")
+DATASET_RECORD = "dataset.json"  # an image folder's classes and mean/std (train/data.py)
+RUN_FILES = (CONFIG, CHECKPOINT, METRICS, "eval.csv", "eval.md", DATASET_RECORD)
 # Where a run executes does not change what it computes: these keys may differ on resume.
 RUNTIME_KEYS = ("device", "amp", "threads", "checkpoint_every")
 # Keys added after runs were made: at these defaults they stay out of the digest, so older runs

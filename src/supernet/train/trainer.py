@@ -30,12 +30,13 @@ from supernet.checkpoint import (
     save_checkpoint,
     torch_rng_state,
 )
-from supernet.data import BatchLoader, DatasetSplits, load_dataset, resize
+from supernet.data import BatchLoader, DatasetSplits, resize
 from supernet.errors import ConfigError, SupernetError, TrainingInterrupted
 from supernet.nn import OFAMobileNetV3, create_supernet, sort_channels
 from supernet.runtime import Runtime, detect_runtime, make_generators, set_threads
-from supernet.space import SearchSpace, get_space
+from supernet.space import SearchSpace, get_space, list_spaces
 from supernet.train.config import PhaseConfig, TrainConfig
+from supernet.train.data import load_run_dataset
 from supernet.train.distill import soft_target_cross_entropy
 from supernet.train.distributed import (
     all_gather_objects,
@@ -96,9 +97,11 @@ def build_supernet(config: TrainConfig, splits: DatasetSplits) -> tuple[SearchSp
     """
     space = get_space(config.space, num_classes=splits.num_classes)
     if space.input_channels != splits.input_channels:
+        fits = [n for n in list_spaces() if get_space(n).input_channels == splits.input_channels]
         raise ConfigError(
             f"space {space.name!r} takes {space.input_channels}-channel input, dataset "
-            f"{config.dataset!r} has {splits.input_channels} channel(s)"
+            f"{config.dataset!r} has {splits.input_channels} channel(s); choose a space for "
+            f"{splits.input_channels}-channel images (--set space=NAME: {', '.join(fits)})"
         )
     return space, create_supernet(space, dropout=config.dropout, norm=config.norm)
 
@@ -200,7 +203,7 @@ def _train(
     barrier()
     set_threads(config.threads)
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    splits = load_dataset(config.dataset)
+    splits = load_run_dataset(config, run_dir, save=rt.is_main)
     # Weight init and dropout draw from torch's global generator: seeded once here, saved below.
     torch.manual_seed(config.seed)
     space, model = build_supernet(config, splits)

@@ -68,7 +68,7 @@ def _renormalize(
     def fix(split: ImageDataset) -> ImageDataset:
         return dataclasses.replace(split, images=resize(split.images, size), mean=mean, std=std)
 
-    return DatasetSplits(fix(splits.train), fix(splits.val), fix(splits.test))
+    return DatasetSplits(fix(splits.train), fix(splits.val), fix(splits.test), splits.skipped)
 
 
 def load_target(
