@@ -19,6 +19,7 @@ from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
+from supernet.cli.privacy import dlg, privacy_app
 from supernet.cli.specialize import search, specialize
 from supernet.cli.transfer import transfer
 from supernet.errors import ConfigError
@@ -200,6 +201,8 @@ app.add_typer(predict_app, name="predict")
 app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
 app.command(cls=SingleValueCommand)(transfer)
+privacy_app.command("dlg", cls=SingleValueCommand)(dlg)
+app.add_typer(privacy_app, name="privacy")
 
 
 def main() -> None:
