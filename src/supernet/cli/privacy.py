@@ -103,9 +103,8 @@ def dlg(
         transfer_victim,
     )
     from supernet.report.privacy import write_privacy_report
-    from supernet.transfer import check_method
-
     from supernet.runtime import set_threads
+    from supernet.transfer import check_method
 
     require_skimage()
     set_threads(threads)
