@@ -31,8 +31,15 @@ def test_gradient_matching_recovers_the_input_of_a_linear_model():
     x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(3))
     shared = shared_gradient(model, x, torch.tensor([2]))
     for seed in range(3):
-        result = dlg_attack(model, shared, input_shape=x.shape, num_classes=3, iterations=20,
-                            label_strategy="idlg", seed=seed)  # fmt: skip
+        result = dlg_attack(
+            model,
+            shared,
+            input_shape=x.shape,
+            num_classes=3,
+            iterations=20,
+            label_strategy="idlg",
+            seed=seed,
+        )
         assert result.distances[result.best_iteration] < 1e-6 * result.distances[0]
         assert torch.allclose(result.images, x, atol=1e-3)
         assert result.labels.tolist() == [2]
@@ -81,8 +88,9 @@ def test_idlg_attack_optimises_the_image_with_the_recovered_label():
     model = make_lenet(in_channels=1, num_classes=10, image_size=8, seed=2)
     x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     shared = shared_gradient(model, x, torch.tensor([7]))
-    result = dlg_attack(model, shared, input_shape=x.shape, num_classes=10, iterations=2,
-                        label_strategy="idlg")  # fmt: skip
+    result = dlg_attack(
+        model, shared, input_shape=x.shape, num_classes=10, iterations=2, label_strategy="idlg"
+    )
     assert result.labels.tolist() == [7]
     assert result.label_probs.sum().item() == pytest.approx(1.0)
 
@@ -91,8 +99,10 @@ def test_the_attack_is_seeded():
     model = make_lenet(in_channels=1, num_classes=10, image_size=8, seed=0)
     x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     shared = shared_gradient(model, x, torch.tensor([1]))
-    runs = [dlg_attack(model, shared, input_shape=x.shape, num_classes=10, iterations=2, seed=s)
-            for s in (5, 5, 6)]  # fmt: skip
+    runs = [
+        dlg_attack(model, shared, input_shape=x.shape, num_classes=10, iterations=2, seed=s)
+        for s in (5, 5, 6)
+    ]
     assert torch.equal(runs[0].images, runs[1].images)
     assert runs[0].distances == runs[1].distances
     assert not torch.equal(runs[0].images, runs[2].images)
@@ -102,8 +112,9 @@ def test_patience_stops_an_attack_that_no_longer_improves():
     model = _linear()
     x = torch.rand(1, 1, 4, 4)
     shared = shared_gradient(model, x, torch.tensor([0]))
-    result = dlg_attack(model, shared, input_shape=x.shape, num_classes=3, iterations=500,
-                        patience=3)  # fmt: skip
+    result = dlg_attack(
+        model, shared, input_shape=x.shape, num_classes=3, iterations=500, patience=3
+    )
     assert len(result.distances) < 501
     assert len(result.distances) - 1 - result.best_iteration <= 3
 
@@ -111,8 +122,11 @@ def test_patience_stops_an_attack_that_no_longer_improves():
 def test_shared_parameters_not_in_the_model_are_named():
     model = _linear()
     x = torch.rand(1, 1, 4, 4)
-    with pytest.raises(ConfigError, match=r"shared parameter\(s\) \['head.weight'\] are not in "
-                       r"the model; its parameters are: 1.weight, 1.bias"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"shared parameter\(s\) \['head.weight'\] are not in "
+        r"the model; its parameters are: 1.weight, 1.bias",
+    ):
         shared_gradient(model, x, torch.tensor([0]), ["head.weight"])
     shared = {"head.weight": torch.zeros(3, 16)}
     with pytest.raises(ConfigError, match=r"'head\.weight'"):

@@ -7,7 +7,9 @@
   a TinyTL method on a transfer target (:func:`supernet.transfer.build_transfer_model`), sharing
   exactly the parameters that method trains. The model runs with plain autograd (the
   memory-efficient modules do not support the double backward of the attack), fp32 frozen
-  weights, and in eval mode (dropout off), so the update is a deterministic function of the batch.
+  weights, and in eval mode (dropout off), so the update is a deterministic function of the batch;
+  its hard activations are swapped for twice-differentiable equals
+  (:mod:`supernet.privacy.differentiable`).
 
 Every victim draws its private batch and any new weights from ``seed``.
 """
@@ -22,6 +24,7 @@ from torch import nn
 
 from supernet.data import ImageDataset, load_dataset, resize, to_float
 from supernet.errors import ConfigError
+from supernet.privacy.differentiable import make_twice_differentiable
 from supernet.privacy.dlg import MAX_BATCH_SIZE
 from supernet.privacy.lenet import make_lenet
 from supernet.train import LoadedRun, load_run
@@ -162,6 +165,7 @@ def transfer_victim(
         quantize_frozen=False,
         generator=generator,
     )
+    make_twice_differentiable(model)
     model.eval()
     names = tuple(n for n, p in model.named_parameters() if p.requires_grad)
     images, labels = _draw(split, batch_size, seed)
