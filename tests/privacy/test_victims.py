@@ -116,3 +116,12 @@ def test_composed_hard_activations_match_pytorchs():
     (g,) = torch.autograd.grad(model(x).square().sum(), x, create_graph=True)
     g.sum().backward()  # the double backward PyTorch's hardswish/hardsigmoid lack
     assert x.grad is not None
+
+
+def test_attack_cost_bench_reports_times_and_ratio():
+    from benches.privacy_attack import attack_cost
+
+    r = attack_cost(iterations=1, image_size=8)
+    assert r["iterations"] == 1
+    assert r["attack_s"] > 0 and r["step_s"] > 0
+    assert r["attack_over_step"] == pytest.approx(r["attack_s"] / r["step_s"])
