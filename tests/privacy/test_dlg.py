@@ -36,7 +36,7 @@ def test_gradient_matching_recovers_the_input_of_a_linear_model():
             shared,
             input_shape=x.shape,
             num_classes=3,
-            iterations=20,
+            iterations=5,
             label_strategy="idlg",
             seed=seed,
         )
