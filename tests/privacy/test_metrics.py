@@ -44,3 +44,12 @@ def test_missing_scikit_image_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'supernet\[privacy\]'"):
         psnr(_image(), _image(1))
+
+
+def test_a_batch_is_not_an_image():
+    from supernet.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"an image must be \[C, H, W\], got shape \(1, 1, 16, 16\)"
+    ):
+        psnr(_image()[None], _image()[None])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from supernet.errors import SupernetError
+from supernet.errors import ConfigError, SupernetError
 
 __all__ = ["MissingDependencyError", "match_images", "psnr", "require_skimage", "ssim", "to_pixels"]
 
@@ -48,7 +48,7 @@ def to_pixels(images: torch.Tensor, mean, std) -> torch.Tensor:
 
 def _hwc(image: torch.Tensor) -> np.ndarray:
     if image.ndim != 3:
-        raise ValueError(f"an image must be [C, H, W], got shape {tuple(image.shape)}")
+        raise ConfigError(f"an image must be [C, H, W], got shape {tuple(image.shape)}")
     return image.detach().cpu().double().permute(1, 2, 0).numpy()
 
 
@@ -59,6 +59,7 @@ def psnr(true: torch.Tensor, reconstructed: torch.Tensor) -> float:
     Shapes: two ``[C, H, W]`` images.
 
     Raises:
+        ConfigError: an image that is not 3-D.
         MissingDependencyError: scikit-image is missing.
     """
     metrics = require_skimage()
