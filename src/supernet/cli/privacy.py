@@ -1,0 +1,186 @@
+"""``supernet privacy dlg``: how much a shared update leaks — Deep Leakage from Gradients against
+the paper's LeNet or a TinyTL update of a trained supernet's subnet, with and without defenses."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from supernet.cli.console import console, friendly
+
+__all__ = ["MODELS", "dlg", "privacy_app"]
+
+MODELS = ("transfer", "lenet")
+
+privacy_app = typer.Typer(
+    help="Privacy of on-device updates: reconstruct training images from a shared gradient.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+
+@friendly
+def dlg(
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="Run directory written by `supernet train` (setting b)."),
+    ] = None,
+    run_alias: Annotated[Path | None, typer.Option("--run", hidden=True)] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="`transfer`: a subnet of --run-dir set up for each --method (default with "
+            "--run-dir); `lenet`: the paper's sigmoid LeNet on 32×32 images, no run needed."
+        ),
+    ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="TinyTL method whose update is shared: full, last, norm+last, bias+last, "
+            "tinytl-l, tinytl-l+b (repeatable) [default: tinytl-l+b]."
+        ),
+    ] = None,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="none, pruning:P (drop the smallest P of each tensor), gaussian:S, "
+            "laplacian:S (noise scale S), fp16, int8 (repeatable) [default: none]."
+        ),
+    ] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..N-1 per setting.")] = 5,
+    iterations: Annotated[int, typer.Option(min=1, help="L-BFGS iterations (paper: 300).")] = 300,
+    patience: Annotated[
+        int | None,
+        typer.Option(min=1, help="Stop an attack after this many iterations without progress."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Private images per update (≤ 8).")] = 1,
+    labels: Annotated[
+        str, typer.Option(help="dlg (optimise the labels) or idlg (recover them first, batch 1).")
+    ] = "dlg",
+    dataset: Annotated[
+        str, typer.Option(help="--model lenet: fashion-mnist or digits, resized to 32×32.")
+    ] = "fashion-mnist",
+    image_size: Annotated[
+        int, typer.Option(min=4, help="--model lenet: image width in pixels (multiple of 4).")
+    ] = 32,
+    target: Annotated[str, typer.Option(help="--model transfer: the transfer target.")] = "digits",
+    subnet: Annotated[
+        str, typer.Option(help="--model transfer: largest, smallest, middle or ArchConfig JSON.")
+    ] = "smallest",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder [default: RUN/privacy, or runs/privacy-lenet]."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Intra-op CPU threads (default: torch's; 1 beside other jobs)."),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="cpu, cuda, cuda:N or mps (the run's device).")
+    ] = "cpu",
+) -> None:
+    """Deep Leakage from Gradients (Zhu, Liu, Han, NeurIPS'19, arXiv 1906.08935).
+
+    For every method × defense and seed: the victim computes the gradient of one step on a
+    private batch and shares it (defended); the attacker matches it with L-BFGS on dummy images
+    and labels. Writes OUT/privacy.md (PSNR, SSIM, label rate), privacy.json,
+    reconstructions.png (true vs reconstructed) and psnr_curves.png (PSNR vs iteration).
+    Needs scikit-image (`pip install 'supernet[privacy]'`).
+    """
+    from supernet.errors import ConfigError
+    from supernet.privacy import (
+        LABEL_STRATEGIES,
+        lenet_victim,
+        parse_defense,
+        require_skimage,
+        run_dlg,
+        transfer_victim,
+    )
+    from supernet.report.privacy import write_privacy_report
+    from supernet.runtime import set_threads
+    from supernet.transfer import check_method
+
+    require_skimage()
+    set_threads(threads)
+    if run_dir is not None and run_alias is not None:
+        raise ConfigError("give the run directory once: --run-dir (or its old spelling --run)")
+    run_dir = run_dir or run_alias
+    model = model or ("transfer" if run_dir is not None else None)
+    if model is None:
+        raise ConfigError("give --run-dir (a trained supernet) or --model lenet (the paper's net)")
+    if model not in MODELS:
+        raise ConfigError(f"--model {model!r} is not known; choose from {MODELS}")
+    if labels not in LABEL_STRATEGIES:
+        raise ConfigError(f"--labels {labels!r} is not known; choose from {LABEL_STRATEGIES}")
+    defenses = [parse_defense(d) for d in defense or ["none"]]
+    if model == "lenet":
+        if method:
+            raise ConfigError("--method needs --model transfer; the LeNet shares every parameter")
+        if run_dir is not None:
+            raise ConfigError("--model lenet takes no --run-dir")
+        methods = [""]
+    else:
+        if run_dir is None:
+            raise ConfigError("--model transfer needs --run-dir")
+        methods = [check_method(m) for m in dict.fromkeys(method or ["tinytl-l+b"])]
+    loaded = None
+    if model == "transfer":
+        from supernet.train import load_run
+
+        loaded = load_run(run_dir, device=device)
+    out = out or (Path(run_dir) / "privacy" if run_dir is not None else Path("runs/privacy-lenet"))
+
+    def victim_for(m: str):
+        if loaded is None:
+            return lambda seed: lenet_victim(
+                seed=seed, batch_size=batch_size, dataset=dataset, image_size=image_size
+            )
+        return lambda seed: transfer_victim(
+            loaded, m, seed=seed, batch_size=batch_size, target=target, subnet=subnet, device=device
+        )
+
+    rows = []
+    for m in methods:
+        for d in defenses:
+
+            def on_seed(s, m=m, d=d) -> None:
+                console.print(
+                    f"{m or model} {d} seed {s.seed}: PSNR {s.psnr_db:.1f} dB, SSIM "
+                    f"{s.ssim:.3f}, labels {s.label_rate:.0%}, {s.seconds:.1f} s"
+                )
+
+            rows.append(
+                run_dlg(
+                    victim_for(m),
+                    d,
+                    seeds=range(seeds),
+                    iterations=iterations,
+                    label_strategy=labels,
+                    method=m,
+                    patience=patience,
+                    on_seed=on_seed,
+                )
+            )
+    table = Table(title=escape(rows[0].setting))
+    for col in ("method", "defense", "PSNR median (dB)", "≥30 dB", "SSIM", "labels", "s/attack"):
+        table.add_column(col, justify="left" if col in ("method", "defense") else "right")
+    for r in rows:
+        table.add_row(
+            r.method or model,
+            r.defense,
+            f"{r.psnr_median_db:.1f}",
+            f"{r.leaked}/{len(r.seeds)}",
+            f"{r.ssim_mean:.3f}",
+            f"{r.label_rate:.0%}",
+            f"{r.seconds_mean:.1f}",
+        )
+    console.print(table)
+    command = shlex.join(["supernet", *sys.argv[1:]]) if sys.argv[1:2] == ["privacy"] else ""
+    paths = write_privacy_report(rows, out, command=command)
+    console.print(f"saved {', '.join(escape(str(p)) for p in paths)}", soft_wrap=True)
