@@ -19,6 +19,7 @@ from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
+from supernet.cli.quantize import quantize
 from supernet.cli.specialize import search, specialize
 from supernet.cli.transfer import transfer
 from supernet.errors import ConfigError
@@ -200,6 +201,7 @@ app.add_typer(predict_app, name="predict")
 app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
 app.command(cls=SingleValueCommand)(transfer)
+app.command(cls=SingleValueCommand)(quantize)
 
 
 def main() -> None:
