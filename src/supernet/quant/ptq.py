@@ -198,7 +198,7 @@ def quantize_qat(
             prepared.apply(pt2e.disable_observer)
     pt2e.move_exported_model_to_eval(prepared)
     converted = _to_eval(quantize_pt2e.convert_pt2e(prepared, fold_quantize=False))
-    logger.info("QAT: %d steps, last loss %.4f", steps, float(loss))
+    logger.info("QAT: %d steps, last loss %.4f", steps, float(loss.detach()))
     return QuantizedSubnet(converted, model, quantizer, shape, "QAT", 0, steps)
 
 
