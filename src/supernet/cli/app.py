@@ -21,6 +21,7 @@ from supernet.cli.import_ofa import import_ofa
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
 from supernet.cli.privacy import dlg, privacy_app
+from supernet.cli.quantize import quantize
 from supernet.cli.specialize import search, specialize
 from supernet.cli.tinynas import tinynas
 from supernet.cli.transfer import transfer
@@ -207,6 +208,7 @@ app.command(cls=SingleValueCommand)(transfer)
 app.command("import-ofa", cls=SingleValueCommand)(import_ofa)
 privacy_app.command("dlg", cls=SingleValueCommand)(dlg)
 app.add_typer(privacy_app, name="privacy")
+app.command(cls=SingleValueCommand)(quantize)
 
 
 def main() -> None:
