@@ -15,8 +15,12 @@ DEVICES ?= configs/devices/demo.yaml
 setup: setup-data
 	# torch first and pinned: the CPU wheel on this machine's disk; a bare `torch` would pull CUDA.
 	$(PIP) install --quiet "torch==2.13.0" || $(PIP) install --quiet "torch>=2.4"
-	# every other package at the exact version in constraints.txt (dev and test tools included)
-	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	# every other package at the exact version in constraints.txt (dev and test tools included);
+	# the microcontroller extra (litert-torch, ai-edge-litert, tflite-micro) is optional: when it
+	# cannot be installed, `supernet quantize` and the int8 exports say how to get it.
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,mcu]" || { \
+	  echo "warning: the mcu extra could not be installed; int8 .tflite export and TFLM are off"; \
+	  $(PIP) install --quiet -c constraints.txt -e ".[dev]"; }
 
 setup-data:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
