@@ -266,7 +266,9 @@ def _train(
         phase: PhaseConfig = config.phases[pi]
         sub = phase_space(space, phase)
         if opt_state is None and phase.sort_channels and not (pi == phase_index and step0):
-            sort_channels(model)
+            # Stage-wise: channels stay within the widths of the expand ratios trained so far.
+            trained = {e for p in config.phases[:pi] for e in phase_space(space, p).expand_ratios}
+            sort_channels(model, tuple(sorted(trained)))
         if phase.distill and teacher is None and config.teacher == "frozen":
             teacher = _teacher(model)
         optimizer = _optimizer(model, config, phase.lr)
