@@ -44,7 +44,8 @@ def test_keys_added_later_leave_older_runs_digest_unchanged():
     """A run made before ``norm`` / ``sandwich_resolution`` existed saved a config.yaml without
     them; at their defaults they stay out of the digest, so such runs still resume."""
     cfg = load_config("fashion-mnist-quick")
-    later = {"norm": "bn", "sandwich_resolution": "step"}
+    later = {"norm": "bn", "sandwich_resolution": "step", "teacher_norm": "eval",
+             "warmup": "linear", "decay_kernel_transforms": False}  # fmt: skip
     dropped = later.keys() | set(RUNTIME_KEYS)
     old = {k: v for k, v in cfg.to_dict().items() if k not in dropped}
     expected = hashlib.sha256(yaml.safe_dump(old, sort_keys=True).encode()).hexdigest()[:16]

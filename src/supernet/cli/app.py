@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from supernet import __version__
+from supernet.cli.ablate import ablate_app
 from supernet.cli.console import SingleValueCommand, console
 from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
@@ -201,6 +202,7 @@ def spaces(
 app.command(cls=SingleValueCommand)(cost)
 app.add_typer(latency_app, name="latency")
 app.add_typer(predict_app, name="predict")
+app.add_typer(ablate_app, name="ablate")
 app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
 app.command(cls=SingleValueCommand)(tinynas)

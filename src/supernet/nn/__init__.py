@@ -24,7 +24,7 @@ from supernet.nn.elastic import (
 )
 from supernet.nn.ofa_mbv3 import OFAMobileNetV3, build_ofa_mbv3
 from supernet.nn.registry import create_supernet, list_supernets, register_supernet
-from supernet.nn.sorting import channel_order, sort_channels
+from supernet.nn.sorting import banded_channel_order, channel_order, sort_channels
 
 __all__ = [
     "NORMS",
@@ -40,6 +40,7 @@ __all__ = [
     "OFAMobileNetV3",
     "SqueezeExcite",
     "WSConv2d",
+    "banded_channel_order",
     "build_ofa_mbv3",
     "channel_order",
     "create_supernet",

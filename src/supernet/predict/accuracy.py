@@ -4,12 +4,20 @@ Reference: Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791), Sec. 3.4: "a th
 feedforward neural network that has 400 hidden units in each layer", trained on [architecture,
 accuracy] pairs, whose input is the one-hot kernel size and expand ratio of each block slot (zeros
 for slots skipped by depth) and the one-hot resolution; its released ``AccuracyPredictor`` adds a
-learned base accuracy to the network's output.
+fixed base accuracy (a non-trainable parameter set to the mean of the collected accuracies) to
+the network's output, with the targets as fractions in [0, 1] and no other rescaling.
 
 Beyond the paper (``summary_features``, on by default): the MLP also sees each stage's depth and
 the resolution as numbers, both linear functions of the encoding that the L2 penalty would
 otherwise make expensive to learn from a few hundred subnets (measured gain in
-:func:`train_predictor`). ``summary_features=False`` is the paper's predictor exactly.
+:func:`train_predictor`); its output is rescaled by the training targets' standard deviation
+and its base accuracy is learned. ``summary_features=False`` is the reference predictor's model
+and loss: the MLP's output plus a fixed base accuracy (the mean of the training targets), the
+MLP fitting accuracies as fractions (scale 100: a unit change to percent, not a rescaling by
+the data) with a plain mean squared error. The reference repository publishes no training loop
+for it, so the optimizer, epochs and weight decay are this library's (see
+:func:`train_predictor`); its base accuracy is the mean over all its collected subnets, ours
+over the training split only (the held-out subnets are not seen).
 """
 
 from __future__ import annotations
@@ -86,12 +94,15 @@ class AccuracyPredictor(nn.Module):
     """MLP on the Once-for-All encoding of a space's configs; outputs accuracy in percent points.
 
     ``forward(x) = mlp([x, s(x)]) * accuracy_scale + base_accuracy``: the hidden layers (Linear +
-    ReLU, 400 units each by default) end in a bias-free scalar output, ``base_accuracy`` is a
-    learned parameter (initialised at the training mean) and ``accuracy_scale`` a fixed buffer
-    (the training targets' standard deviation), so the MLP itself fits standardized targets.
-    ``s(x)`` are the summary features (``summary_features=True``): each stage's depth and the
-    resolution, scaled to [0, 1] over the space's choices, computed from the encoding by a fixed
-    linear map (:func:`summary_map`); with ``summary_features=False`` the MLP sees ``x`` only.
+    ReLU, 400 units each by default) end in a bias-free scalar output. With
+    ``summary_features=True`` ``base_accuracy`` is a learned parameter (initialised at the
+    training mean) and ``accuracy_scale`` a fixed buffer (the training targets' standard
+    deviation), so the MLP itself fits standardized targets; ``s(x)`` are the summary features:
+    each stage's depth and the resolution, scaled to [0, 1] over the space's choices, computed
+    from the encoding by a fixed linear map (:func:`summary_map`). With
+    ``summary_features=False`` it is the reference predictor: the MLP sees ``x`` only,
+    ``base_accuracy`` is fixed (``requires_grad=False``, as the reference's ``base_acc``) and
+    :func:`train_predictor` sets ``accuracy_scale`` to 100 (the MLP predicts a fraction).
 
     Shapes: ``forward``: float32 [N, F] -> [N] with ``F = encoding_size(space)``;
     ``predict_accuracy``: N configs -> float64 [N]; ``predict_encoded``: [N, F] -> float64 [N].
@@ -133,7 +144,10 @@ class AccuracyPredictor(nn.Module):
             width = h
         layers.append(nn.Linear(width, 1, bias=False))
         self.mlp = nn.Sequential(*layers)
-        self.base_accuracy = nn.Parameter(torch.tensor(float(base_accuracy)))
+        # The reference's base accuracy is a parameter that is never trained.
+        self.base_accuracy = nn.Parameter(
+            torch.tensor(float(base_accuracy)), requires_grad=self.summary_features
+        )
         self.register_buffer("accuracy_scale", torch.tensor(float(accuracy_scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,7 +263,9 @@ def train_predictor(
     space's largest and smallest, which always stay in training: they are single, specially trained
     points (sandwich rule) that nothing else predicts, and search scores subnets like the random
     ones. Full-batch Adam (``lr``; L2 ``weight_decay`` on the weights; cosine decay to 0 over
-    ``epochs`` steps) minimizes the mean squared error of standardized accuracy.
+    ``epochs`` steps) minimizes the mean squared error of standardized accuracy
+    (``summary_features=True``) or, for the reference predictor (``summary_features=False``),
+    of accuracy as a fraction around the fixed training mean.
 
     Defaults chosen on ``mbv3-tiny`` Fashion-MNIST (the quick preset's supernet, 2026-12-03,
     ``benches/predictor_study.py``, means over split seeds 0-2): weight decay 1e-1 with the summary
@@ -286,6 +302,8 @@ def train_predictor(
     x, y = x_all[train_idx], y_all[train_idx].float()
     mean, std = float(y.mean()), float(y.std())
     std = std if std > 1e-6 else 1.0
+    if not summary_features:  # the reference: fractions in [0, 1], no rescaling by the data
+        std = 100.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         predictor = AccuracyPredictor(
@@ -296,7 +314,9 @@ def train_predictor(
             summary_features=summary_features,
         )
     decay = [p for n, p in predictor.named_parameters() if n.endswith("weight")]
-    rest = [p for n, p in predictor.named_parameters() if not n.endswith("weight")]
+    rest = [
+        p for n, p in predictor.named_parameters() if not n.endswith("weight") and p.requires_grad
+    ]
     optimizer = torch.optim.Adam(
         [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
         lr=lr,

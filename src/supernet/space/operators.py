@@ -60,9 +60,11 @@ def mutate_batch(
     prob: float = 0.1,
     resolution_prob: float = 0.5,
 ) -> ConfigBatch:
-    """Resample every kernel size, expand ratio and depth with probability ``prob`` and every
-    resolution with probability ``resolution_prob``, independently per row (a resampled value may
-    equal the old one) — the distribution of :meth:`SearchSpace.mutate`, for all rows at once.
+    """Redraw each block's kernel size and expand ratio together on one coin of probability
+    ``prob`` (both resampled, independently of each other, when it lands), each stage's depth
+    with probability ``prob`` and each resolution with probability ``resolution_prob``,
+    independently per row (a resampled value may equal the old one) — the distribution of
+    :meth:`SearchSpace.mutate`, for all rows at once.
 
     Shapes: N rows → N rows.
 
@@ -70,22 +72,23 @@ def mutate_batch(
         ConfigError: when a probability is outside [0, 1].
 
     Reference: Once-for-All evolutionary search (arXiv 1908.09791, Sec. 3.4; its released
-    ``EvolutionFinder``: mutate_prob 0.1, resolution_mutate_prob 0.5).
+    ``EvolutionFinder``: mutate_prob 0.1, resolution_mutate_prob 0.5; one coin per block for
+    kernel size and expand ratio as in its ``MobileNetArchEncoder.mutate_arch``).
     """
     _check_prob("prob", prob)
     _check_prob("resolution_prob", resolution_prob)
     res, ks, er, dp = choice_arrays(space)
 
-    def resample(values: np.ndarray, choices: np.ndarray, p: float) -> np.ndarray:
-        mask = rng.random(values.shape) < p
+    def resample(values: np.ndarray, choices: np.ndarray, mask: np.ndarray) -> np.ndarray:
         fresh = choices[_uniform_index(rng, len(choices), values.shape)]
         return np.where(mask, fresh, values)
 
+    block_coin = rng.random(batch.kernel_size.shape) < prob  # one coin: kernel and expand
     return ConfigBatch._trusted(
-        resample(batch.resolution, res, resolution_prob),
-        resample(batch.kernel_size, ks, prob),
-        resample(batch.expand_ratio, er, prob),
-        resample(batch.depth, dp, prob),
+        resample(batch.resolution, res, rng.random(batch.resolution.shape) < resolution_prob),
+        resample(batch.kernel_size, ks, block_coin),
+        resample(batch.expand_ratio, er, block_coin),
+        resample(batch.depth, dp, rng.random(batch.depth.shape) < prob),
     )
 
 

@@ -221,11 +221,13 @@ class SearchSpace:
         prob: float = 0.1,
         resolution_prob: float = 0.5,
     ) -> ArchConfig:
-        """Resample each block/stage choice with probability ``prob`` and the resolution with
-        probability ``resolution_prob``.
+        """Redraw each block's kernel size and expand ratio together on one coin of probability
+        ``prob`` (both resampled when it lands), each stage's depth with probability ``prob`` and
+        the resolution with probability ``resolution_prob``.
 
         Reference: Once-for-All evolutionary search (arXiv 1908.09791, Sec. 3.4; defaults from its
-        released ``EvolutionFinder``: mutate_prob 0.1, resolution_mutate_prob 0.5).
+        released ``EvolutionFinder``: mutate_prob 0.1, resolution_mutate_prob 0.5; one coin per
+        block for kernel size and expand ratio as in its ``MobileNetArchEncoder.mutate_arch``).
 
         Raises:
             ConfigError: when a probability is outside [0, 1].
@@ -234,19 +236,21 @@ class SearchSpace:
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"mutate {label} = {p} must be in [0, 1]")
 
-        def resample(values: tuple[int, ...], choices: tuple[int, ...]) -> tuple[int, ...]:
-            mask = rng.random(len(values)) < prob
+        def resample(
+            values: tuple[int, ...], choices: tuple[int, ...], mask: np.ndarray
+        ) -> tuple[int, ...]:
             fresh = rng.choice(choices, size=len(values))
             return tuple(int(f) if m else v for v, f, m in zip(values, fresh, mask, strict=True))
 
         resolution = config.resolution
         if rng.random() < resolution_prob:
             resolution = int(rng.choice(self.resolutions))
+        block_coin = rng.random(len(config.kernel_size)) < prob  # one coin: kernel and expand
         return ArchConfig(
             resolution=resolution,
-            kernel_size=resample(config.kernel_size, self.kernel_sizes),
-            expand_ratio=resample(config.expand_ratio, self.expand_ratios),
-            depth=resample(config.depth, self.depths),
+            kernel_size=resample(config.kernel_size, self.kernel_sizes, block_coin),
+            expand_ratio=resample(config.expand_ratio, self.expand_ratios, block_coin),
+            depth=resample(config.depth, self.depths, rng.random(len(config.depth)) < prob),
         )
 
     def crossover(self, a: ArchConfig, b: ArchConfig, rng: np.random.Generator) -> ArchConfig:

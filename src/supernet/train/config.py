@@ -33,6 +33,8 @@ Choice = str | list[int]
 OPTIMIZERS = ("sgd", "adamw")
 TEACHERS = ("frozen", "inplace")
 SANDWICH_RESOLUTIONS = ("step", "extremes")
+TEACHER_NORMS = ("eval", "batch")
+WARMUPS = ("linear", "constant")
 NORMS = ("bn", "gn")
 MAX_THREADS = 1024  # more is a typo, and torch would start that many threads
 
@@ -86,6 +88,16 @@ class TrainConfig:
     while the random subnets keep the step's random resolution (the sandwich rule of BigNAS,
     arXiv 2003.11142, Sec. 3.1, with resolution as one more elastic dimension). Under
     ``teacher: frozen`` with ``"extremes"`` the teacher sees the largest resolution too.
+    ``teacher_norm`` (``teacher: frozen`` only): ``"eval"`` — the frozen teacher normalizes with
+    its running statistics; ``"batch"`` — with the batch's statistics (batch norm in train mode,
+    dropout off), as the Once-for-All reference code, which calls ``teacher_model.train()``
+    before its soft labels (its teacher has dropout 0).
+    ``warmup``: ``"linear"`` — the LR rises linearly from ~0 over a phase's ``warmup_epochs``;
+    ``"constant"`` — it stays at the phase's LR over them, then the cosine runs over the rest, as
+    the reference's ``warmup_lr = -1`` (its warm-up epochs come on top of its cosine epochs: give
+    ``epochs`` as their sum). ``decay_kernel_transforms``: apply weight decay to the kernel
+    transformation matrices too, as the reference (its ``no_decay_keys`` exempt only norm
+    parameters and biases); off by default (see docs/results/fidelity.md).
     ``checkpoint_every``: also checkpoint every this many optimizer steps inside an epoch (``None``:
     only at epoch ends); a killed run loses at most that many steps.
     """
@@ -104,6 +116,9 @@ class TrainConfig:
     kd_ratio: float = 1.0
     teacher: str = "frozen"
     sandwich_resolution: str = "step"
+    teacher_norm: str = "eval"
+    warmup: str = "linear"
+    decay_kernel_transforms: bool = False
     dropout: float = 0.1
     train_limit: int | None = None
     val_limit: int | None = 2000
@@ -149,7 +164,7 @@ class TrainConfig:
             _check_number(name, getattr(self, name), low=0.0)
         _check_number("label_smoothing", self.label_smoothing, low=0.0, below=1.0)
         _check_number("dropout", self.dropout, low=0.0, below=1.0)
-        for name in ("nesterov", "augment", "channels_last"):
+        for name in ("nesterov", "augment", "channels_last", "decay_kernel_transforms"):
             _check_bool(name, getattr(self, name))
         if not isinstance(self.amp, bool | str):
             raise ConfigError(f"amp = {self.amp!r} must be true, false or a name such as 'auto'")
@@ -157,6 +172,8 @@ class TrainConfig:
         _check_choice("norm", self.norm, NORMS)
         _check_choice("teacher", self.teacher, TEACHERS)
         _check_choice("sandwich_resolution", self.sandwich_resolution, SANDWICH_RESOLUTIONS)
+        _check_choice("teacher_norm", self.teacher_norm, TEACHER_NORMS)
+        _check_choice("warmup", self.warmup, WARMUPS)
         if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov: true needs momentum > 0 with optimizer sgd; got 0")
         if not isinstance(self.phases, list) or not self.phases:

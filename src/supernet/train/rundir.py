@@ -36,7 +36,13 @@ RUN_FILES = (CONFIG, CHECKPOINT, METRICS, "eval.csv", "eval.md", DATASET_RECORD)
 RUNTIME_KEYS = ("device", "amp", "threads", "checkpoint_every")
 # Keys added after runs were made: at these defaults they stay out of the digest, so older runs
 # (whose config.yaml lacks them) still resume and load.
-_LATER_KEYS = {"norm": "bn", "sandwich_resolution": "step"}
+_LATER_KEYS = {
+    "norm": "bn",
+    "sandwich_resolution": "step",
+    "teacher_norm": "eval",
+    "warmup": "linear",
+    "decay_kernel_transforms": False,
+}
 
 
 def config_digest(config: TrainConfig) -> str:

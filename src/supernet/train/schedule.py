@@ -39,9 +39,15 @@ def phase_space(space: SearchSpace, phase: PhaseConfig) -> SearchSpace:
     )
 
 
-def lr_at(step: int, total_steps: int, base_lr: float, warmup_steps: int = 0) -> float:
-    """Learning rate at ``step`` (0-based) of a phase: linear warm-up, then cosine to 0."""
+def lr_at(
+    step: int, total_steps: int, base_lr: float, warmup_steps: int = 0, warmup: str = "linear"
+) -> float:
+    """Learning rate at ``step`` (0-based) of a phase: warm-up over ``warmup_steps`` — linear
+    from ``base_lr / warmup_steps`` (``"linear"``) or constant at ``base_lr`` (``"constant"``, the
+    Once-for-All reference code's ``warmup_lr = -1``) — then cosine to 0 over the rest."""
     if warmup_steps > 0 and step < warmup_steps:
+        if warmup == "constant":
+            return base_lr
         return base_lr * (step + 1) / warmup_steps
     span = max(1, total_steps - warmup_steps)
     t = min(1.0, (step - warmup_steps) / span)

@@ -109,8 +109,10 @@ def build_supernet(config: TrainConfig, splits: DatasetSplits) -> tuple[SearchSp
 def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        # No weight decay on BN affine parameters, biases and kernel transformation matrices.
-        (no_decay if p.ndim <= 1 or "transforms" in name else decay).append(p)
+        # No weight decay on norm affine parameters and biases, nor (unless configured, as the
+        # reference) on the kernel transformation matrices.
+        exempt = "transforms" in name and not config.decay_kernel_transforms
+        (no_decay if p.ndim <= 1 or exempt else decay).append(p)
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -120,10 +122,16 @@ def _optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.
     return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
-def _teacher(model: OFAMobileNetV3) -> nn.Module:
+def _teacher(model: OFAMobileNetV3, norm: str = "eval") -> nn.Module:
+    """A frozen copy of the largest subnet. ``norm="batch"``: its batch norms stay in train mode
+    (batch statistics, as the reference's ``teacher_model.train()``), dropout stays off."""
     teacher = model.get_subnet(model.space.largest()).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
+    if norm == "batch":
+        for m in teacher.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train()
     return teacher
 
 
@@ -226,7 +234,7 @@ def _train(
         payload, _ = load_checkpoint(ckpt_path, expect=checkpoint_metadata(config))
         model.load_state_dict(payload["model"])
         if payload["teacher"] is not None:
-            teacher = _teacher(model)
+            teacher = _teacher(model, config.teacher_norm)
             teacher.load_state_dict(payload["teacher"])
         phase_index, epoch0, metrics = payload["phase_index"], payload["epoch"], payload["metrics"]
         step0, done = payload.get("step", 0), payload.get("epoch_progress", done)
@@ -269,9 +277,11 @@ def _train(
         phase: PhaseConfig = config.phases[pi]
         sub = phase_space(space, phase)
         if opt_state is None and phase.sort_channels and not (pi == phase_index and step0):
-            sort_channels(model)
+            # Stage-wise: channels stay within the widths of the expand ratios trained so far.
+            trained = {e for p in config.phases[:pi] for e in phase_space(space, p).expand_ratios}
+            sort_channels(model, tuple(sorted(trained)))
         if phase.distill and teacher is None and config.teacher == "frozen":
-            teacher = _teacher(model)
+            teacher = _teacher(model, config.teacher_norm)
         optimizer = _optimizer(model, config, phase.lr)
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
@@ -289,7 +299,7 @@ def _train(
             net.train()
             start, gen_state = time.perf_counter(), torch_rng_state(gen)
             for step, (x, y) in enumerate(loader.iterate(start_step), start=start_step):
-                lr = lr_at(epoch * len(loader) + step, total, phase.lr, warmup)
+                lr = lr_at(epoch * len(loader) + step, total, phase.lr, warmup, config.warmup)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 resolution = int(np_rng.choice(sub.resolutions))
@@ -321,7 +331,13 @@ def _train(
                 "phase": phase.name,
                 "epoch": epoch + 1,
                 "train_loss": round(done["loss_sum"] / max(len(loader), 1), 5),
-                "lr_end": lr_at(min((epoch + 1) * len(loader), total) - 1, total, phase.lr, warmup),
+                "lr_end": lr_at(
+                    min((epoch + 1) * len(loader), total) - 1,
+                    total,
+                    phase.lr,
+                    warmup,
+                    config.warmup,
+                ),
                 "train_seconds": round(done["seconds"], 2),
             }
             extremes = [("largest", sub.largest()), ("smallest", sub.smallest())]

@@ -13,6 +13,12 @@ whenever any gradient flows through it), so the saving is measured here, not ass
 - parameter storage: the model's parameters and buffers as stored (an 8-bit frozen weight counts
   its uint8 indices and float32 codebook).
 - gradients after ``backward()`` and optimizer state after one ``step()``.
+- the real peak of the step (``peak_step_bytes``): the most bytes the step's own allocations
+  (forward, loss, backward, optimizer step; not the model or the input batch, which exist
+  before) held at once — the CUDA caching allocator's peak (``torch.cuda.max_memory_allocated``)
+  on a CUDA device; on the CPU the running sum of the allocation and free events that
+  ``torch.profiler`` records with ``profile_memory=True``. Unlike the other numbers it is a peak
+  in time, not a sum of what is kept.
 
 Compare ``saved_activation_bytes`` with
 :meth:`~supernet.transfer.memory.MemoryReport.saved_total_bytes` (``B · saved_bytes_full +
@@ -40,6 +46,48 @@ if TYPE_CHECKING:
 __all__ = ["MeasuredMemory", "compare_saved_bytes", "measure_training_memory"]
 
 
+class _PeakMeter:
+    """The peak of the bytes allocated inside the ``with`` block, above its start (see the
+    module docstring for the sources)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self.source = device, None, "none"
+        self._prof: torch.profiler.profile | None = None
+
+    def __enter__(self) -> _PeakMeter:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.device.type == "cpu":
+            acts = [torch.profiler.ProfilerActivity.CPU]
+            self._prof = torch.profiler.profile(activities=acts, profile_memory=True)
+            self._prof.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._start
+            self.source = "cuda allocator"
+        elif self._prof is not None:
+            self._prof.__exit__(*exc)
+            if exc[0] is None:
+                self.peak, self.source = self._profiler_peak(self._prof), "profiler memory events"
+
+    @staticmethod
+    def _profiler_peak(prof: torch.profiler.profile) -> int | None:
+        results = getattr(getattr(prof, "profiler", None), "kineto_results", None)
+        if results is None:  # an unknown profiler build: no peak rather than a wrong one
+            return None
+        events = [e for e in results.events() if e.name() == "[memory]"]
+        current = peak = 0
+        for e in sorted(events, key=lambda e: e.start_ns()):
+            current += e.nbytes()
+            peak = max(peak, current)
+        return peak
+
+
 @dataclass(frozen=True)
 class MeasuredMemory:
     """Bytes held in one measured training step of ``batch_size`` images (module docstring).
@@ -53,6 +101,9 @@ class MeasuredMemory:
         grad_bytes: ``.grad`` of the trainable parameters after backward.
         optimizer_bytes: optimizer state after one step.
         loss: the step's loss (before the update).
+        peak_step_bytes: the real peak of the step's own allocations (module docstring);
+            ``None`` where no source was available.
+        peak_source: ``"cuda allocator"``, ``"profiler memory events"`` or ``"none"``.
     """
 
     batch_size: int
@@ -63,6 +114,8 @@ class MeasuredMemory:
     grad_bytes: int
     optimizer_bytes: int
     loss: float
+    peak_step_bytes: int | None = None
+    peak_source: str = "none"
 
     @property
     def saved_activation_bytes_per_image(self) -> float:
@@ -127,6 +180,7 @@ def measure_training_memory(
 
     saved: dict[tuple[torch.device, int], int] = {}
     count = 0
+    meter = _PeakMeter(images.device)
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         nonlocal count
@@ -135,16 +189,17 @@ def measure_training_memory(
         saved[(t.device, storage.data_ptr())] = storage.nbytes()
         return t  # autograd keeps the tensor itself: its storage stays alive, its key unique
 
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        logits = work(images)
+    step = _make_optimizer(optimizer, trainable, lr)
+    with meter:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            logits = work(images)
+        loss = (criterion or F.cross_entropy)(logits, labels)
+        loss.backward()
+        step.step()
     own = {(t.device, t.untyped_storage().data_ptr()) for t in [*work.parameters(),
                                                                  *work.buffers()]}  # fmt: skip
     activation_bytes = sum(n for key, n in saved.items() if key not in own)
-    loss = (criterion or F.cross_entropy)(logits, labels)
-    loss.backward()
     grad_bytes = unique_storage_bytes(p.grad for p in trainable)
-    step = _make_optimizer(optimizer, trainable, lr)
-    step.step()
     state = [t for s in step.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
     return MeasuredMemory(
         batch_size=images.shape[0],
@@ -155,6 +210,8 @@ def measure_training_memory(
         grad_bytes=grad_bytes,
         optimizer_bytes=unique_storage_bytes(state),
         loss=float(loss.detach()),
+        peak_step_bytes=meter.peak,
+        peak_source=meter.source,
     )
 
 

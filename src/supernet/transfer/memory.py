@@ -1,8 +1,18 @@
-"""Training memory of a transfer model: TinyTL's accounting, and a full accounting beside it.
+"""Training memory of a transfer model: a TinyTL-style accounting, and a full accounting beside it.
 
-**Paper accounting** (TinyTL, Cai, Gan, Zhu, Han, NeurIPS'20, arXiv 2007.11622: Fig. 1 — training
-memory is parameters plus activations, and activations dominate; Sec. 3.1, Eq. 1-2 — what backward
-needs; Sec. 4.1 — frozen weights counted at 8 bits). For batch size ``B``:
+Three accountings exist; none of the two here is the one behind TinyTL's tables:
+
+- ``accounting="paper"`` (the name is kept for compatibility): this library's reading of the
+  paper's text, below. It differs from the released profiler: it keeps the input of every block
+  with a lite residual and the main branch's output while the branch runs, and it counts ReLU
+  masks only where backward passes through.
+- ``"full"``: what this PyTorch implementation holds (below).
+- The **reference accounting** — the released profiler's rules exactly, which reproduce the
+  paper's numbers on ProxylessNAS-Mobile — is :mod:`supernet.transfer.memory_reference`.
+
+**TinyTL-style ("paper") accounting** (TinyTL, Cai, Gan, Zhu, Han, NeurIPS'20, arXiv 2007.11622:
+Fig. 1 — training memory is parameters plus activations, and activations dominate; Sec. 3.1,
+Eq. 1-2 — what backward needs; Sec. 4.1 — frozen weights counted at 8 bits). For batch size ``B``:
 ``memory(B) = B · A + P``.
 
 - ``P``: 4 bytes per trainable and 1 byte per frozen parameter; no gradient or optimizer buffers.

@@ -107,6 +107,7 @@ def build_transfer_model(
     quantize_frozen: bool = False,
     num_centroids: int = MAX_CENTROIDS,
     lite_residual: LiteResidualConfig | None = None,
+    lite_residual_everywhere: bool = False,
     generator: torch.Generator | None = None,
 ) -> MobileNetV3:
     """A copy of ``subnet`` set up for transfer learning with ``method``; ``subnet`` is not changed.
@@ -127,6 +128,12 @@ def build_transfer_model(
         input_channels: channels of the target images; checked against the subnet's stem.
         lite_residual: hyperparameters of the lite residual branch (default
             :class:`LiteResidualConfig()`: TinyTL's).
+        lite_residual_everywhere: insert the lite residual modules for every method, as the
+            TinyTL reference does (its ``full``, ``last``, ``norm+last`` and ``bias+last``
+            networks carry them, trained or frozen by the method's rule: all of them for
+            ``full``, their norms for ``norm+last``, their biases for ``bias+last``, none for
+            ``last``), so every method's memory is of the same network. Default ``False``: only
+            ``tinytl-l`` and ``tinytl-l+b`` get them (each baseline is the plain subnet).
         generator: RNG for the new classifier and lite residual weights.
 
     Raises:
@@ -158,7 +165,7 @@ def build_transfer_model(
         nn.init.zeros_(classifier.bias)
     model.classifier = classifier.to(weight.device, weight.dtype)
     model.dropout = nn.Dropout(dropout)
-    if method in LITE_RESIDUAL_METHODS:
+    if method in LITE_RESIDUAL_METHODS or lite_residual_everywhere:
         insert_lite_residuals(model, resolution=resolution, config=lr_config, generator=generator)
     freeze_batch_norm(model)
     set_trainable(model, method)
