@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from supernet.errors import SupernetError
+from supernet.errors import ConfigError, SupernetError
 
 __all__ = [
     "SingleValueCommand",
+    "check_writable",
     "console",
     "err_console",
     "friendly",
@@ -73,6 +76,32 @@ class SingleValueCommand(typer.core.TyperCommand):
         if message is not None:
             raise typer.BadParameter(message, ctx=ctx)
         return super().parse_args(ctx, args)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Refuse, before any work, an output ``path`` that could not be written.
+
+    The path must not be a folder, and its nearest existing folder must be writable (missing
+    folders below it are created by the writers). ``option`` (``--out``) names the flag in the
+    message, so a long measurement never ends on a write error.
+
+    Raises:
+        ConfigError: the path is a folder, sits below a file, or its folder is not writable.
+    """
+    if path.is_dir():
+        raise ConfigError(f"{option} {str(path)!r} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{option} {str(path)!r} exists and is not writable")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{option} {str(path)!r}: cannot write into the folder {str(parent)!r} (permission "
+            "denied); choose another path"
+        )
 
 
 def one_line(exc: BaseException) -> str:

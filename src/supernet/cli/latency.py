@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from supernet.cli.console import SingleValueCommand, console, friendly
+from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
 from supernet.cli.cost import resolve_config
 from supernet.errors import ConfigError
 from supernet.space import describe, get_space
@@ -94,6 +94,7 @@ def build(
     """
     from supernet.cost.lut_build import build_latency_table
 
+    check_writable(out, "--out")
     search_space = get_space(space)
     spec = _device(device, runtime, threads, batch_size)
     console.print(
@@ -158,6 +159,8 @@ def validate(
     from supernet.cost.lut import load_latency_table
     from supernet.cost.lut_validate import validate_latency_table
 
+    if plot is not None:
+        check_writable(plot, "--plot")
     table = load_latency_table(lut)
     console.print(
         f"validating {escape(str(lut))} ({table.space.name}) on "

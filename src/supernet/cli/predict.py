@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from supernet.cli.console import SingleValueCommand, console, friendly
+from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
 
 __all__ = ["PREDICTOR_FILE", "predict_app"]
 
@@ -74,6 +74,16 @@ def collect(
         raise typer.BadParameter(f"--n {n} must be >= 0")
     _check_threads(threads)
     set_threads(threads)
+    from supernet.predict import ACC_DATASET
+    from supernet.train.derived import checkpoint_digest, is_stale
+
+    if not force and is_stale(run_dir, ACC_DATASET, checkpoint_digest(run_dir)):
+        console.print(
+            f"{run_dir / ACC_DATASET} was measured on an earlier checkpoint of this run; "
+            "discarding it and measuring again",
+            markup=False,
+            soft_wrap=True,
+        )
     console.print(f"measuring {n + 2} subnets of {escape(str(run_dir))}", soft_wrap=True)
     progress = Progress(
         TextColumn("[bold]subnets"),
@@ -135,12 +145,24 @@ def fit(
     from supernet.runtime import set_threads
     from supernet.space import get_space
     from supernet.train import read_run_config
+    from supernet.train.derived import (
+        check_fresh,
+        checkpoint_digest,
+        derived_digest,
+        record_derived,
+    )
 
     if not 0.0 < holdout < 1.0:
         raise typer.BadParameter(f"--holdout {holdout} must be a fraction in (0, 1)")
     _check_threads(threads)
+    for path, option in ((out, "--out"), (plot, "--plot")):
+        if path is not None:
+            check_writable(path, option)
     set_threads(threads)
     space = get_space(read_run_config(run_dir).space)
+    digest = checkpoint_digest(run_dir)
+    again = f"measure it again with `supernet predict collect --run-dir {run_dir}`"
+    check_fresh(run_dir, ACC_DATASET, digest, again)
     data = read_accuracy_dataset(run_dir / ACC_DATASET, space)
     console.print(
         f"fitting on {len(data)} subnets of {escape(str(run_dir / ACC_DATASET))}", soft_wrap=True
@@ -149,6 +171,8 @@ def fit(
         data, space, holdout=holdout, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed
     )
     path = save_predictor(out or run_dir / PREDICTOR_FILE, predictor, space, report)
+    if out is None:
+        record_derived(run_dir, PREDICTOR_FILE, derived_digest(run_dir, ACC_DATASET))
     table = Table(title=f"accuracy predictor on {report.n_holdout} held-out subnets")
     for col in ("train", "held out", "RMSE (pts)", "mean-only RMSE", "Kendall τ", "Spearman ρ"):
         table.add_column(col, justify="right")
@@ -160,6 +184,7 @@ def fit(
     from supernet.report.predictor import predictor_markdown
 
     write_text_atomic(run_dir / "predictor.md", predictor_markdown(report, subnets=len(data)))
+    record_derived(run_dir, "predictor.md", derived_digest(run_dir, ACC_DATASET))
     console.print(
         f"saved {escape(str(path))} and {escape(str(run_dir / 'predictor.md'))}", soft_wrap=True
     )

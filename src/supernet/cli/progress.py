@@ -41,6 +41,25 @@ class RichReporter(TrainReporter):
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def on_removed(self, run_dir: Any, names: list[str]) -> None:
+        self.console.print(
+            f"--force: removed the old run's {', '.join(names)} from {run_dir}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+    def on_resume(self, phases: list[Any], phase: int, epoch: int, step: int) -> None:
+        if phase >= len(phases):
+            self.console.print("the run had finished: all phases are trained, nothing to resume")
+            return
+        p = phases[phase]
+        where = f", step {step + 1}" if step else ""
+        self.console.print(
+            f"resuming at phase {p.name!r} ({phase + 1}/{len(phases)}), epoch {epoch + 1}/"
+            f"{p.epochs}{where}",
+            markup=False,
+        )
+
     def on_epoch_start(self, phase: str, epoch: int, epochs: int, steps: int) -> None:
         if self.task is not None:
             self.progress.remove_task(self.task)

@@ -24,6 +24,13 @@ OutDir = Annotated[
 Generations = Annotated[int, typer.Option(min=1, help="Evolution generations (Once-for-All: 500).")]
 Population = Annotated[int, typer.Option(min=4, help="Evolution population (Once-for-All: 100).")]
 Seed = Annotated[int, typer.Option(help="Search seed (same seed, same subnet).")]
+Recalibrate = Annotated[
+    bool,
+    typer.Option(
+        help="Before searching, re-time the latency table's fit subnets and scale its "
+        "predictions to this machine's speed now (the factor goes into specialize.md)."
+    ),
+]
 
 
 def _run(
@@ -33,6 +40,7 @@ def _run(
     generations: int,
     population: int,
     seed: int,
+    recalibrate: bool = True,
 ) -> None:
     from supernet.report.run_report import (
         specialize_markdown,
@@ -45,10 +53,15 @@ def _run(
     evolution = EvolutionConfig(population=population, generations=generations, seed=seed)
     with console.status("specializing") as status:
         result = specialize_run(run_dir, devices, out_dir=out_dir, evolution=evolution,
+                                recalibrate=recalibrate,
                                 progress=lambda msg: status.update(msg))  # fmt: skip
     written = write_specialize_outputs(result)
     report = write_run_report(run_dir, specialized_dir=result.out_dir)
     console.print(specialize_markdown(result), markup=False)
+    for name, factor in result.latency_scales.items():
+        if factor is not None:
+            console.print(f"{name}: latency predictions scaled by {factor:.3f} (this machine's "
+                          "speed now against the table's)", markup=False)  # fmt: skip
     for d in result.devices:
         missed = [k for k, ok in d.meets.items() if not ok]
         if missed:
@@ -86,6 +99,7 @@ def search(
     generations: Generations = 500,
     population: Population = 100,
     seed: Seed = 0,
+    recalibrate: Recalibrate = True,
 ) -> None:
     """Find the most accurate subnet (predicted) for one device within the given budgets.
 
@@ -107,7 +121,7 @@ def search(
     }
     constraints = {**spec.constraints, **{k: v for k, v in limits.items() if v is not None}}
     spec = spec.replace(constraints=constraints, lut=str(lut) if lut else spec.lut)
-    _run(run_dir, [spec], out_dir, generations, population, seed)
+    _run(run_dir, [spec], out_dir, generations, population, seed, recalibrate)
 
 
 @friendly
@@ -117,9 +131,14 @@ def specialize(
         Path, typer.Option(help="YAML/JSON file: `devices: [{name, runtime, constraints, lut}]`.")
     ],
     out_dir: OutDir = None,
+    lut: Annotated[
+        Path | None,
+        typer.Option(help="Latency table for every device (default: each device's `lut`)."),
+    ] = None,
     generations: Generations = 500,
     population: Population = 100,
     seed: Seed = 0,
+    recalibrate: Recalibrate = True,
 ) -> None:
     """Specialize one subnet per device of a devices file; write a table, a Pareto plot and
     `report.md`.
@@ -137,4 +156,6 @@ def specialize(
     specs = load_devices(devices)
     if not specs:
         raise ConfigError(f"{devices} lists no devices")
-    _run(run_dir, specs, out_dir, generations, population, seed)
+    if lut is not None:
+        specs = [s.replace(lut=str(lut)) for s in specs]
+    _run(run_dir, specs, out_dir, generations, population, seed, recalibrate)

@@ -18,6 +18,7 @@ from supernet.train import (
     evaluate_subnet,
     load_run,
 )
+from supernet.train.derived import record_derived
 from supernet.train.distributed import distributed_session, is_main_process, shard_map
 from supernet.train.rundir import write_csv_atomic, write_text_atomic
 
@@ -97,9 +98,15 @@ def evaluate_run(
     with distributed_session(detect_runtime(device, amp=False)):
         run = load_run(run_dir, device=device)
         config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
-        calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+        calib = calibration_loader(splits.train, config.calib_images, config.eval_batch_size, 0)
         data_split = splits.test if split == "test" else splits.val
-        data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
+        data = BatchLoader(
+            data_split,
+            config.eval_batch_size,
+            shuffle=False,
+            augment=False,
+            limit=config.image_limit,
+        )
 
         def row(item: tuple[str, ArchConfig]) -> SubnetRow:
             name, arch = item
@@ -123,4 +130,6 @@ def evaluate_run(
             return result
     write_csv_atomic(run.run_dir / "eval.csv", [r.as_dict() for r in rows])
     write_text_atomic(run.run_dir / "eval.md", result.markdown())
+    for name in ("eval.csv", "eval.md"):
+        record_derived(run.run_dir, name, run.checkpoint_digest)
     return result
