@@ -357,6 +357,9 @@ def specialize(
     run: LoadedRun = load_run(run_dir, device=device)
     space, config = run.space, run.config
     out = Path(out_dir) if out_dir is not None else run.run_dir / "specialized"
+    tables: dict[str, LatencyTable] = {}
+    for spec in devices:  # every device's table, checked before any search
+        _device_table(spec, space, tables)
     if predictor_path is None:
         remake = (f"`supernet predict collect --run-dir {run.run_dir}` then `supernet predict fit "
                   f"--run-dir {run.run_dir}`")  # fmt: skip
@@ -382,7 +385,6 @@ def specialize(
                                channels_last=config.channels_last)  # fmt: skip
 
     normalization = {"mean": list(run.splits.test.mean), "std": list(run.splits.test.std)}
-    tables: dict[str, LatencyTable] = {}
     results: list[DeviceResult] = []
     infeasible: list[InfeasibleDevice] = []
     scales: dict[str, float | None] = {}
