@@ -169,9 +169,13 @@ def eval_(
     Each subnet is extracted, BN re-calibrated on training images and tested; the table (config,
     MACs, params, top-1 accuracy) is printed and saved as eval.csv and eval.md in the run directory.
     """
+    from supernet.cli.progress import StepProgress
     from supernet.report import evaluate_run
 
-    result = evaluate_run(run_dir, split=split, device=device)
+    console.print(f"evaluating 3 subnets of {escape(str(run_dir))} on the {split} split",
+                  soft_wrap=True)  # fmt: skip
+    with StepProgress(console, "subnets", total=3) as bar:
+        result = evaluate_run(run_dir, split=split, device=device, progress=bar.update)
     table = Table(title=f"{escape(str(run_dir))} — {split} split ({result.progress})")
     for col in ("subnet", "config", "MACs (M)", "params (M)", "top-1 (%)"):
         table.add_column(col, justify="left" if col in ("subnet", "config") else "right")

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
@@ -53,18 +52,6 @@ def _device(
     return spec.replace(**{k: v for k, v in changes.items() if v is not None})
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[what]}"),
-        console=console,
-        transient=True,
-    )
-
-
 def _describe_device(spec: DeviceSpec) -> str:
     return f"{spec.name}: {spec.runtime}, {spec.threads} threads, batch {spec.batch_size}"
 
@@ -100,11 +87,10 @@ def build(
     console.print(
         f"building a latency table for [bold]{space}[/bold] on {escape(_describe_device(spec))}"
     )
-    with _progress() as bar:
-        task = bar.add_task("measuring", total=None, what="")
+    from supernet.cli.progress import StepProgress
 
-        def report(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, what=what)
+    with StepProgress(console, "measuring") as bar:
+        report = bar.update
 
         table = build_latency_table(
             search_space,
@@ -166,11 +152,10 @@ def validate(
         f"validating {escape(str(lut))} ({table.space.name}) on "
         f"{escape(_describe_device(table.device))}"
     )
-    with _progress() as bar:
-        task = bar.add_task("measuring", total=n, what="")
+    from supernet.cli.progress import StepProgress
 
-        def report(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, what=what)
+    with StepProgress(console, "measuring", total=n) as bar:
+        report = bar.update
 
         result = validate_latency_table(
             table, n=n, seed=seed, repeats=repeats, drift_check=drift_check, progress=report

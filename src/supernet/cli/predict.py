@@ -7,14 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
@@ -67,6 +59,7 @@ def collect(
     default N = 200 took 8-9 minutes for `mbv3-tiny` on Fashion-MNIST with 2 CPU cores
     (Once-for-All, arXiv 1908.09791, Sec. 3.4).
     """
+    from supernet.cli.progress import StepProgress
     from supernet.predict import collect_accuracy_dataset
     from supernet.runtime import set_threads
 
@@ -85,25 +78,11 @@ def collect(
             soft_wrap=True,
         )
     console.print(f"measuring {n + 2} subnets of {escape(str(run_dir))}", soft_wrap=True)
-    progress = Progress(
-        TextColumn("[bold]subnets"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[what]}"),
-        console=console,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("subnets", total=n + 2, what="loading the run")
-
-        def report(done: int, total: int, what: str) -> None:
-            progress.update(task, completed=done, total=total, what=what)
-
+    with StepProgress(console, "subnets", total=n + 2) as bar:
+        bar.update(0, what="loading the run")
         data = collect_accuracy_dataset(
             run_dir, n=n, seed=seed, val_images=val_images, device=device, force=force,
-            progress=report,
+            progress=bar.update,
         )  # fmt: skip
     acc = data.val_accuracy
     per = f" ({data.seconds / data.measured:.2f} s per subnet)" if data.measured else ""

@@ -51,10 +51,11 @@ def _run(
     from supernet.search import EvolutionConfig
 
     evolution = EvolutionConfig(population=population, generations=generations, seed=seed)
-    with console.status("specializing") as status:
+    from supernet.cli.progress import StepProgress
+
+    with StepProgress(console, "specializing") as bar:
         result = specialize_run(run_dir, devices, out_dir=out_dir, evolution=evolution,
-                                recalibrate=recalibrate,
-                                progress=lambda msg: status.update(msg))  # fmt: skip
+                                recalibrate=recalibrate, progress=bar.note)  # fmt: skip
     written = write_specialize_outputs(result)
     report = write_run_report(run_dir, specialized_dir=result.out_dir)
     console.print(specialize_markdown(result), markup=False)

@@ -3,6 +3,7 @@ set, each extracted and BN re-calibrated; the table is written to the run direct
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +82,15 @@ class RunEvaluation:
 
 
 def evaluate_run(
-    run_dir: str | Path, *, split: str = "test", device: str = "auto"
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    device: str = "auto",
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> RunEvaluation:
     """Evaluate the largest, middle and smallest subnet of the run's space on ``split``.
+
+    ``progress(done, 3, what)`` is called once the run is loaded and after each subnet.
 
     Writes ``eval.csv`` and ``eval.md`` into the run directory. Under ``torchrun`` the subnets
     are split across ranks and rank 0 writes the files.
@@ -96,7 +103,9 @@ def evaluate_run(
     if split not in SPLITS:
         raise ConfigError(f"split = {split!r} is not allowed; choose from {SPLITS}")
     with distributed_session(detect_runtime(device, amp=False)):
+        say = progress or (lambda done, total, what: None)
         run = load_run(run_dir, device=device)
+        say(0, 3, "run loaded")
         config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
         calib = calibration_loader(splits.train, config.calib_images, config.eval_batch_size, 0)
         data_split = splits.test if split == "test" else splits.val
@@ -108,6 +117,8 @@ def evaluate_run(
             limit=config.image_limit,
         )
 
+        done: list[str] = []
+
         def row(item: tuple[str, ArchConfig]) -> SubnetRow:
             name, arch = item
             score, subnet = evaluate_subnet(
@@ -117,6 +128,8 @@ def evaluate_run(
             shape = (1, space.input_channels, arch.resolution, arch.resolution)
             with torch.no_grad():
                 macs = measure_macs(subnet, shape)
+            done.append(name)
+            say(len(done), 3, f"{name}: {score.accuracy:.2f}%")
             return SubnetRow(name, arch, macs, count_params(subnet), score.accuracy, score.images)
 
         # under torchrun the subnets are split across ranks; every rank gets all rows
