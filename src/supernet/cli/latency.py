@@ -53,7 +53,8 @@ def _device(
 
 
 def _describe_device(spec: DeviceSpec) -> str:
-    return f"{spec.name}: {spec.runtime}, {spec.threads} threads, batch {spec.batch_size}"
+    threads = f"{spec.threads} thread{'s' if spec.threads != 1 else ''}"
+    return f"{spec.name}: {spec.runtime}, {threads}, batch {spec.batch_size}"
 
 
 @latency_app.command(cls=SingleValueCommand)

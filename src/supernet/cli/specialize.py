@@ -91,10 +91,13 @@ def search(
     max_latency_ms: Annotated[float | None, typer.Option(help="Latency budget (ms).")] = None,
     max_macs: Annotated[float | None, typer.Option(help="MACs budget, e.g. 5e6.")] = None,
     max_peak_memory_kb: Annotated[
-        float | None, typer.Option(help="Peak activation memory budget (KB, fp32, batch 1).")
+        float | None,
+        typer.Option(
+            help="Peak activation memory budget in KiB (1 KiB = 1024 bytes; fp32, batch 1)."
+        ),
     ] = None,
     max_model_size_kb: Annotated[
-        float | None, typer.Option(help="Model size budget (KB, fp32 weights).")
+        float | None, typer.Option(help="Model size budget in KiB (1024 bytes; fp32 weights).")
     ] = None,
     out_dir: OutDir = None,
     generations: Generations = 500,
