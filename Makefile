@@ -53,7 +53,7 @@ smoke-steps:
 	$(SUPERNET) eval --run-dir $(SMOKE_RUN)
 	$(SUPERNET) predict collect --run-dir $(SMOKE_RUN) --n 12 --threads 2
 	$(SUPERNET) predict fit --run-dir $(SMOKE_RUN) --epochs 100 --threads 2
-	$(SUPERNET) latency build --space mbv3-tiny --runtime onnxruntime --threads 1 \
+	$(SUPERNET) latency build --space mbv3-tiny --runtime torch --threads 1 \
 	  --repeats 3 --warmup 1 --fit-subnets 4 --out $(SMOKE_RUN)/lut.json
 	$(SUPERNET) specialize --run-dir $(SMOKE_RUN) --devices configs/devices/smoke.yaml \
 	  --lut $(SMOKE_RUN)/lut.json --generations 5 --population 16
