@@ -46,3 +46,9 @@ def test_a_partial_arch_config_names_only_what_is_missing():
 def test_run_files_are_written_with_the_checkpoints_mode(tmp_path):
     write_text_atomic(tmp_path / "config.yaml", "a: 1\n")
     assert os.stat(tmp_path / "config.yaml").st_mode & 0o777 == 0o644
+
+
+def test_a_commands_own_check_is_an_error_line_like_every_other_error(tmp_path):
+    result = runner.invoke(app, ["predict", "fit", "--run-dir", str(tmp_path), "--holdout", "2"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --holdout 2.0 must be a fraction in (0, 1)"

@@ -110,8 +110,10 @@ def one_line(exc: BaseException) -> str:
 
 
 def friendly(func: F | None = None, *, on_interrupt: str = "interrupted") -> Any:
-    """Turn supernet's documented errors, and file-system errors (missing file, permission,
-    directory where a file is expected), into one red line and exit code 2 (Ctrl-C: 130).
+    """Turn supernet's documented errors, file-system errors (missing file, permission,
+    directory where a file is expected) and a command's own ``typer.BadParameter`` checks into one
+    red ``error:`` line and exit code 2 (Ctrl-C: 130). Errors click finds while parsing the
+    command line keep click's usage message.
 
     Use as ``@friendly`` or ``@friendly(on_interrupt="interrupted; resume with --resume")``.
     """
@@ -124,6 +126,13 @@ def friendly(func: F | None = None, *, on_interrupt: str = "interrupted") -> Any
             except (SupernetError, OSError) as exc:
                 err_console.print(
                     f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True
+                )
+                raise typer.Exit(2) from None
+            except typer.BadParameter as exc:  # a command's own check: the same one-line style
+                err_console.print(
+                    f"[red]error:[/red] {escape(' '.join(exc.message.split()))}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
