@@ -269,9 +269,10 @@ def _device_table(
     device: DeviceSpec, space: SearchSpace, cache: dict[str, LatencyTable]
 ) -> LatencyTable | None:
     if device.lut is None:
-        if {"max_latency_ms", RELATIVE_LATENCY} & set(device.constraints):
+        latency = [k for k in ("max_latency_ms", RELATIVE_LATENCY) if k in device.constraints]
+        if latency:
             raise ConfigError(
-                f"device {device.name!r} sets a latency budget but has no latency table (lut); "
+                f"device {device.name!r} sets {latency[0]} but has no latency table (lut); "
                 f"build one with `supernet latency build --space {space.name} --runtime "
                 f"{device.runtime}` and name it in the device's `lut` field"
             )
