@@ -2,15 +2,21 @@
 # measure an accuracy dataset and fit the predictor, build this CPU's latency table, specialize for
 # the devices in configs/devices.yaml and write RUN/report.md. Every step resumes or is skipped
 # when its output is already there.
-# `make test`: set up, then lint, check the layer contract and run the tests (what .ci/run calls).
+# `make smoke`: the same steps on the `smoke` preset (tiny: a few hundred images, one epoch per
+# phase, a small latency table), from scratch into $(SMOKE_RUN): shows the pipeline work in a minute
+# or two.
+# `make test`: set up, then lint, check the layer contract, run the tests and the smoke pipeline
+# (what .ci/run calls).
 PYTHON ?= python3
 PIP := PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip --disable-pip-version-check
 RUN ?= runs/fashion-mnist-quick
 PRESET ?= fashion-mnist-quick
 LUT ?= luts/mbv3-tiny-cpu-ort-1t.json
 DEVICES ?= configs/devices/demo.yaml
+SMOKE_RUN ?= runs/smoke
+SUPERNET ?= $(PYTHON) -m supernet
 
-.PHONY: setup setup-data demo test lint bench
+.PHONY: setup setup-data demo smoke smoke-steps test lint bench
 
 setup: setup-data
 	# torch first and pinned: the CPU wheel on this machine's disk; a bare `torch` would pull CUDA.
@@ -44,6 +50,18 @@ demo: setup
 	fi
 	supernet specialize --run-dir $(RUN) --devices $(DEVICES)
 
+smoke: setup smoke-steps
+
+smoke-steps:
+	$(SUPERNET) train --preset smoke --run-dir $(SMOKE_RUN) --force
+	$(SUPERNET) eval --run-dir $(SMOKE_RUN)
+	$(SUPERNET) predict collect --run-dir $(SMOKE_RUN) --n 12 --threads 2
+	$(SUPERNET) predict fit --run-dir $(SMOKE_RUN) --epochs 100 --threads 2
+	$(SUPERNET) latency build --space mbv3-tiny --runtime torch --threads 1 \
+	  --repeats 3 --warmup 1 --fit-subnets 4 --out $(SMOKE_RUN)/lut.json
+	$(SUPERNET) specialize --run-dir $(SMOKE_RUN) --devices configs/devices/smoke.yaml \
+	  --lut $(SMOKE_RUN)/lut.json --generations 5 --population 16
+
 lint:
 	ruff check .
 	ruff format --check .
@@ -51,6 +69,8 @@ lint:
 
 test: setup lint
 	$(PYTHON) -m pytest -q
+	@start=$$(date +%s); $(MAKE) --no-print-directory smoke-steps SMOKE_RUN=$$(mktemp -d)/smoke && \
+	  echo "smoke pipeline: $$(( $$(date +%s) - start )) s"
 
 # `make bench`: supernet side by side with the Once-for-All reference (runs it when
 # `pip install ofa tqdm` has been done; installs nothing itself), written to benches/RESULTS.md.

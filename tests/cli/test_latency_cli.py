@@ -68,7 +68,8 @@ def test_help_lists_the_commands():
         (["latency", "measure", "--config", "huge"],
          "error: config = 'huge' is not one of ('largest', 'middle', 'smallest'), a JSON file"),
         (["cost", "--config", '{"resolution": 28}'],
-         "error: arch config keys: unknown [], missing ['kernel_size', 'expand_ratio', 'depth']"),
+         "error: arch config keys: missing ['kernel_size', 'expand_ratio', 'depth']; an arch "
+         "config has all of"),
         (["cost", "--space", "mbv3-tiny", "--config",
           '{"resolution": 29, "kernel_size": [3], "expand_ratio": [3], "depth": [2]}'],
          "error: resolution = 29 is not allowed in space 'mbv3-tiny'; choose from (20, 24, 28,"),

@@ -60,7 +60,8 @@ def test_threads_default_to_the_available_cores(tmp_path):
          "batch_size = 'two' must be an integer >= 1"),
         ("name: x\nruntime: torch\nconstraints: {max_flops: 3}\n",
          "unknown constraint(s) ['max_flops']; known constraints: ['max_latency_ms', 'max_macs', "
-         "'max_peak_memory_bytes', 'max_model_size_bytes', 'max_sram_bytes', 'max_flash_bytes']"),
+         "'max_peak_memory_bytes', 'max_model_size_bytes', 'max_sram_bytes', 'max_flash_bytes', "
+         "'max_latency']"),
         ("name: x\nruntime: torch\nconstraints: {max_latency_ms: -1}\n",
          "constraints.max_latency_ms = -1 must be a positive number"),
         ("- a list\n", "must be a mapping, got list"),

@@ -41,16 +41,20 @@ def test_a_damaged_config_is_a_config_error_naming_the_file(tmp_path, content, m
 
 
 def test_keys_added_later_leave_older_runs_digest_unchanged():
-    """A run made before ``norm`` / ``sandwich_resolution`` existed saved a config.yaml without
-    them; at their defaults they stay out of the digest, so such runs still resume."""
+    """A run made before ``norm`` / ``sandwich_resolution`` / ``image_limit`` existed saved a
+    config.yaml without them; at their defaults they stay out of the digest, so such runs still
+    resume."""
     cfg = load_config("fashion-mnist-quick")
     later = {"norm": "bn", "sandwich_resolution": "step", "teacher_norm": "eval",
-             "warmup": "linear", "decay_kernel_transforms": False}  # fmt: skip
+             "warmup": "linear", "decay_kernel_transforms": False,
+             "image_limit": None}  # fmt: skip
     dropped = later.keys() | set(RUNTIME_KEYS)
     old = {k: v for k, v in cfg.to_dict().items() if k not in dropped}
     expected = hashlib.sha256(yaml.safe_dump(old, sort_keys=True).encode()).hexdigest()[:16]
-    default = load_config("fashion-mnist-quick", overrides={"sandwich_resolution": "step",
-                                                            "norm": "bn"})  # fmt: skip
+    default = load_config(
+        "fashion-mnist-quick",
+        overrides={"sandwich_resolution": "step", "norm": "bn", "image_limit": None},
+    )
     assert config_digest(default) == expected
     changed = load_config("fashion-mnist-quick", overrides={"sandwich_resolution": "extremes"})
     assert config_digest(changed) != expected

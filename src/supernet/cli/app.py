@@ -103,7 +103,7 @@ def train(
     `torchrun --nproc_per_node N -m supernet train ...` or `--nproc N`.
     """
     from supernet.cli.progress import RichReporter
-    from supernet.train import load_config, parse_overrides, read_run_config
+    from supernet.train import list_presets, load_config, parse_overrides, read_run_config
     from supernet.train import train as run_training
     from supernet.train.distributed import launch_torchrun
 
@@ -113,11 +113,19 @@ def train(
         overrides["norm"] = norm
     if device is not None:
         overrides["device"] = device
+    if resume and force:
+        raise ConfigError(
+            "--resume and --force contradict each other: --resume continues the run in "
+            "--run-dir, --force deletes it and starts again; give one of them"
+        )
     if preset is None and config is None:
         if not (resume and run_dir is not None):
-            raise typer.BadParameter("give --preset or --config (or --resume with --run-dir)")
-        saved = read_run_config(run_dir).to_dict()
-        cfg = load_config(overrides={**saved, **overrides})
+            raise ConfigError(
+                "give --preset NAME or --config FILE to start a run (presets: "
+                f"{', '.join(list_presets())}), or --resume --run-dir DIR to continue one"
+            )
+        read_run_config(run_dir)  # a clear error for a missing or truncated config.yaml
+        cfg = load_config(path=run_dir / "config.yaml", overrides=overrides)
     else:
         cfg = load_config(preset, path=config, overrides=overrides)
     if nproc is not None:  # validated above; torchrun starts this command N times
@@ -138,8 +146,9 @@ def train(
     if not main_rank:  # torchrun: rank 0 alone prints and shows progress
         run_training(cfg, run_dir, resume=resume, force=force)
         return
-    console.print(f"training preset [bold]{escape(cfg.preset)}[/bold] ({cfg.space} on "
-                  f"{cfg.dataset}) into {escape(str(run_dir))}")  # fmt: skip
+    verb, where = ("resuming", "in") if resume else ("training", "into")
+    console.print(f"{verb} preset [bold]{escape(cfg.preset)}[/bold] ({cfg.space} on "
+                  f"{cfg.dataset}) {where} {escape(str(run_dir))}")  # fmt: skip
     start = time.perf_counter()
     with RichReporter(console) as reporter:
         result = run_training(cfg, run_dir, resume=resume, force=force, reporter=reporter)
@@ -165,9 +174,13 @@ def eval_(
     Each subnet is extracted, BN re-calibrated on training images and tested; the table (config,
     MACs, params, top-1 accuracy) is printed and saved as eval.csv and eval.md in the run directory.
     """
+    from supernet.cli.progress import StepProgress
     from supernet.report import evaluate_run
 
-    result = evaluate_run(run_dir, split=split, device=device)
+    console.print(f"evaluating 3 subnets of {escape(str(run_dir))} on the {split} split",
+                  soft_wrap=True)  # fmt: skip
+    with StepProgress(console, "subnets", total=3) as bar:
+        result = evaluate_run(run_dir, split=split, device=device, progress=bar.update)
     table = Table(title=f"{escape(str(run_dir))} — {split} split ({result.progress})")
     for col in ("subnet", "config", "MACs (M)", "params (M)", "top-1 (%)"):
         table.add_column(col, justify="left" if col in ("subnet", "config") else "right")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from supernet.errors import SupernetError
+from supernet.errors import ConfigError, SupernetError
 
 __all__ = [
     "SingleValueCommand",
+    "check_writable",
     "console",
     "err_console",
     "friendly",
@@ -75,14 +78,42 @@ class SingleValueCommand(typer.core.TyperCommand):
         return super().parse_args(ctx, args)
 
 
+def check_writable(path: Path, option: str) -> None:
+    """Refuse, before any work, an output ``path`` that could not be written.
+
+    The path must not be a folder, and its nearest existing folder must be writable (missing
+    folders below it are created by the writers). ``option`` (``--out``) names the flag in the
+    message, so a long measurement never ends on a write error.
+
+    Raises:
+        ConfigError: the path is a folder, sits below a file, or its folder is not writable.
+    """
+    if path.is_dir():
+        raise ConfigError(f"{option} {str(path)!r} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{option} {str(path)!r} exists and is not writable")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{option} {str(path)!r}: cannot write into the folder {str(parent)!r} (permission "
+            "denied); choose another path"
+        )
+
+
 def one_line(exc: BaseException) -> str:
     """The error's message on one line (YAML and JSON parsers put marks on lines of their own)."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def friendly(func: F | None = None, *, on_interrupt: str = "interrupted") -> Any:
-    """Turn supernet's documented errors, and file-system errors (missing file, permission,
-    directory where a file is expected), into one red line and exit code 2 (Ctrl-C: 130).
+    """Turn supernet's documented errors, file-system errors (missing file, permission,
+    directory where a file is expected) and a command's own ``typer.BadParameter`` checks into one
+    red ``error:`` line and exit code 2 (Ctrl-C: 130). Errors click finds while parsing the
+    command line keep click's usage message.
 
     Use as ``@friendly`` or ``@friendly(on_interrupt="interrupted; resume with --resume")``.
     """
@@ -95,6 +126,13 @@ def friendly(func: F | None = None, *, on_interrupt: str = "interrupted") -> Any
             except (SupernetError, OSError) as exc:
                 err_console.print(
                     f"[red]error:[/red] {escape(one_line(exc))}", highlight=False, soft_wrap=True
+                )
+                raise typer.Exit(2) from None
+            except typer.BadParameter as exc:  # a command's own check: the same one-line style
+                err_console.print(
+                    f"[red]error:[/red] {escape(' '.join(exc.message.split()))}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from supernet.cli.console import SingleValueCommand, console, friendly
+from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
 from supernet.cli.cost import resolve_config
 from supernet.errors import ConfigError
 from supernet.space import describe, get_space
@@ -53,20 +52,9 @@ def _device(
     return spec.replace(**{k: v for k, v in changes.items() if v is not None})
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[what]}"),
-        console=console,
-        transient=True,
-    )
-
-
 def _describe_device(spec: DeviceSpec) -> str:
-    return f"{spec.name}: {spec.runtime}, {spec.threads} threads, batch {spec.batch_size}"
+    threads = f"{spec.threads} thread{'s' if spec.threads != 1 else ''}"
+    return f"{spec.name}: {spec.runtime}, {threads}, batch {spec.batch_size}"
 
 
 @latency_app.command(cls=SingleValueCommand)
@@ -94,16 +82,16 @@ def build(
     """
     from supernet.cost.lut_build import build_latency_table
 
+    check_writable(out, "--out")
     search_space = get_space(space)
     spec = _device(device, runtime, threads, batch_size)
     console.print(
         f"building a latency table for [bold]{space}[/bold] on {escape(_describe_device(spec))}"
     )
-    with _progress() as bar:
-        task = bar.add_task("measuring", total=None, what="")
+    from supernet.cli.progress import StepProgress
 
-        def report(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, what=what)
+    with StepProgress(console, "measuring") as bar:
+        report = bar.update
 
         table = build_latency_table(
             search_space,
@@ -158,16 +146,17 @@ def validate(
     from supernet.cost.lut import load_latency_table
     from supernet.cost.lut_validate import validate_latency_table
 
+    if plot is not None:
+        check_writable(plot, "--plot")
     table = load_latency_table(lut)
     console.print(
         f"validating {escape(str(lut))} ({table.space.name}) on "
         f"{escape(_describe_device(table.device))}"
     )
-    with _progress() as bar:
-        task = bar.add_task("measuring", total=n, what="")
+    from supernet.cli.progress import StepProgress
 
-        def report(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, what=what)
+    with StepProgress(console, "measuring", total=n) as bar:
+        report = bar.update
 
         result = validate_latency_table(
             table, n=n, seed=seed, repeats=repeats, drift_check=drift_check, progress=report

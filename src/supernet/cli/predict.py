@@ -7,17 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from supernet.cli.console import SingleValueCommand, console, friendly
+from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
 
 __all__ = ["PREDICTOR_FILE", "predict_app"]
 
@@ -67,6 +59,7 @@ def collect(
     default N = 200 took 8-9 minutes for `mbv3-tiny` on Fashion-MNIST with 2 CPU cores
     (Once-for-All, arXiv 1908.09791, Sec. 3.4).
     """
+    from supernet.cli.progress import StepProgress
     from supernet.predict import collect_accuracy_dataset
     from supernet.runtime import set_threads
 
@@ -74,26 +67,22 @@ def collect(
         raise typer.BadParameter(f"--n {n} must be >= 0")
     _check_threads(threads)
     set_threads(threads)
+    from supernet.predict import ACC_DATASET
+    from supernet.train.derived import checkpoint_digest, is_stale
+
+    if not force and is_stale(run_dir, ACC_DATASET, checkpoint_digest(run_dir)):
+        console.print(
+            f"{run_dir / ACC_DATASET} was measured on an earlier checkpoint of this run; "
+            "discarding it and measuring again",
+            markup=False,
+            soft_wrap=True,
+        )
     console.print(f"measuring {n + 2} subnets of {escape(str(run_dir))}", soft_wrap=True)
-    progress = Progress(
-        TextColumn("[bold]subnets"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[what]}"),
-        console=console,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task("subnets", total=n + 2, what="loading the run")
-
-        def report(done: int, total: int, what: str) -> None:
-            progress.update(task, completed=done, total=total, what=what)
-
+    with StepProgress(console, "subnets", total=n + 2) as bar:
+        bar.update(0, what="loading the run")
         data = collect_accuracy_dataset(
             run_dir, n=n, seed=seed, val_images=val_images, device=device, force=force,
-            progress=report,
+            progress=bar.update,
         )  # fmt: skip
     acc = data.val_accuracy
     per = f" ({data.seconds / data.measured:.2f} s per subnet)" if data.measured else ""
@@ -135,12 +124,24 @@ def fit(
     from supernet.runtime import set_threads
     from supernet.space import get_space
     from supernet.train import read_run_config
+    from supernet.train.derived import (
+        check_fresh,
+        checkpoint_digest,
+        derived_digest,
+        record_derived,
+    )
 
     if not 0.0 < holdout < 1.0:
         raise typer.BadParameter(f"--holdout {holdout} must be a fraction in (0, 1)")
     _check_threads(threads)
+    for path, option in ((out, "--out"), (plot, "--plot")):
+        if path is not None:
+            check_writable(path, option)
     set_threads(threads)
     space = get_space(read_run_config(run_dir).space)
+    digest = checkpoint_digest(run_dir)
+    again = f"measure it again with `supernet predict collect --run-dir {run_dir}`"
+    check_fresh(run_dir, ACC_DATASET, digest, again)
     data = read_accuracy_dataset(run_dir / ACC_DATASET, space)
     console.print(
         f"fitting on {len(data)} subnets of {escape(str(run_dir / ACC_DATASET))}", soft_wrap=True
@@ -149,6 +150,8 @@ def fit(
         data, space, holdout=holdout, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed
     )
     path = save_predictor(out or run_dir / PREDICTOR_FILE, predictor, space, report)
+    if out is None:
+        record_derived(run_dir, PREDICTOR_FILE, derived_digest(run_dir, ACC_DATASET))
     table = Table(title=f"accuracy predictor on {report.n_holdout} held-out subnets")
     for col in ("train", "held out", "RMSE (pts)", "mean-only RMSE", "Kendall τ", "Spearman ρ"):
         table.add_column(col, justify="right")
@@ -176,6 +179,7 @@ def fit(
     from supernet.report.predictor import predictor_markdown
 
     write_text_atomic(run_dir / "predictor.md", predictor_markdown(report, subnets=len(data)))
+    record_derived(run_dir, "predictor.md", derived_digest(run_dir, ACC_DATASET))
     console.print(
         f"saved {escape(str(path))} and {escape(str(run_dir / 'predictor.md'))}", soft_wrap=True
     )

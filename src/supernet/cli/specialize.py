@@ -24,6 +24,13 @@ OutDir = Annotated[
 Generations = Annotated[int, typer.Option(min=1, help="Evolution generations (Once-for-All: 500).")]
 Population = Annotated[int, typer.Option(min=4, help="Evolution population (Once-for-All: 100).")]
 Seed = Annotated[int, typer.Option(help="Search seed (same seed, same subnet).")]
+Recalibrate = Annotated[
+    bool,
+    typer.Option(
+        help="Before searching, re-time the latency table's fit subnets and scale its "
+        "predictions to this machine's speed now (the factor goes into specialize.md)."
+    ),
+]
 
 
 def _run(
@@ -33,6 +40,7 @@ def _run(
     generations: int,
     population: int,
     seed: int,
+    recalibrate: bool = True,
 ) -> None:
     from supernet.report.run_report import (
         specialize_markdown,
@@ -43,12 +51,18 @@ def _run(
     from supernet.search import EvolutionConfig
 
     evolution = EvolutionConfig(population=population, generations=generations, seed=seed)
-    with console.status("specializing") as status:
+    from supernet.cli.progress import StepProgress
+
+    with StepProgress(console, "specializing") as bar:
         result = specialize_run(run_dir, devices, out_dir=out_dir, evolution=evolution,
-                                progress=lambda msg: status.update(msg))  # fmt: skip
+                                recalibrate=recalibrate, progress=bar.note)  # fmt: skip
     written = write_specialize_outputs(result)
     report = write_run_report(run_dir, specialized_dir=result.out_dir)
     console.print(specialize_markdown(result), markup=False)
+    for name, factor in result.latency_scales.items():
+        if factor is not None:
+            console.print(f"{name}: latency predictions scaled by {factor:.3f} (this machine's "
+                          "speed now against the table's)", markup=False)  # fmt: skip
     for d in result.devices:
         missed = [k for k, ok in d.meets.items() if not ok]
         if missed:
@@ -77,15 +91,19 @@ def search(
     max_latency_ms: Annotated[float | None, typer.Option(help="Latency budget (ms).")] = None,
     max_macs: Annotated[float | None, typer.Option(help="MACs budget, e.g. 5e6.")] = None,
     max_peak_memory_kb: Annotated[
-        float | None, typer.Option(help="Peak activation memory budget (KB, fp32, batch 1).")
+        float | None,
+        typer.Option(
+            help="Peak activation memory budget in KiB (1 KiB = 1024 bytes; fp32, batch 1)."
+        ),
     ] = None,
     max_model_size_kb: Annotated[
-        float | None, typer.Option(help="Model size budget (KB, fp32 weights).")
+        float | None, typer.Option(help="Model size budget in KiB (1024 bytes; fp32 weights).")
     ] = None,
     out_dir: OutDir = None,
     generations: Generations = 500,
     population: Population = 100,
     seed: Seed = 0,
+    recalibrate: Recalibrate = True,
 ) -> None:
     """Find the most accurate subnet (predicted) for one device within the given budgets.
 
@@ -107,7 +125,7 @@ def search(
     }
     constraints = {**spec.constraints, **{k: v for k, v in limits.items() if v is not None}}
     spec = spec.replace(constraints=constraints, lut=str(lut) if lut else spec.lut)
-    _run(run_dir, [spec], out_dir, generations, population, seed)
+    _run(run_dir, [spec], out_dir, generations, population, seed, recalibrate)
 
 
 @friendly
@@ -117,9 +135,14 @@ def specialize(
         Path, typer.Option(help="YAML/JSON file: `devices: [{name, runtime, constraints, lut}]`.")
     ],
     out_dir: OutDir = None,
+    lut: Annotated[
+        Path | None,
+        typer.Option(help="Latency table for every device (default: each device's `lut`)."),
+    ] = None,
     generations: Generations = 500,
     population: Population = 100,
     seed: Seed = 0,
+    recalibrate: Recalibrate = True,
 ) -> None:
     """Specialize one subnet per device of a devices file; write a table, a Pareto plot and
     `report.md`.
@@ -137,4 +160,6 @@ def specialize(
     specs = load_devices(devices)
     if not specs:
         raise ConfigError(f"{devices} lists no devices")
-    _run(run_dir, specs, out_dir, generations, population, seed)
+    if lut is not None:
+        specs = [s.replace(lut=str(lut)) for s in specs]
+    _run(run_dir, specs, out_dir, generations, population, seed, recalibrate)

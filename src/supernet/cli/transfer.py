@@ -51,7 +51,12 @@ def _reporter(progress: Progress) -> Any:
 @friendly(on_interrupt="interrupted; rerun the same command to continue (finished rows are kept)")
 def transfer(
     run_dir: Annotated[
-        Path, typer.Option("--run", help="Run directory written by `supernet train`.")
+        Path,
+        typer.Option(
+            "--run-dir",
+            "--run",
+            help="Run directory written by `supernet train` (--run: old name).",
+        ),
     ],
     target: Annotated[
         str,
@@ -142,7 +147,12 @@ def transfer(
         bool, typer.Option(help="Convert a folder's images to the supernet's channel count.")
     ] = False,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder [default: RUN/transfer/TARGET].")
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            "--out",
+            help="Output folder [default: RUN/transfer/TARGET] (--out: old name).",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Discard results already in the output folder.")

@@ -17,6 +17,8 @@ A microcontroller adds ``int8: true``, a ``memory_planner`` (``naive``, ``tflm``
     int8: true
     memory_planner: tflm
     constraints: {max_sram_bytes: 327680, max_flash_bytes: 1048576}
+A latency budget may instead be relative to the latency table, ``max_latency: 60% of largest``
+(:data:`RELATIVE_LATENCY`).
 
 Two descriptions are built in: ``cpu-torch`` (this CPU, PyTorch eager) and ``cpu-ort`` (this CPU,
 onnxruntime), both with as many threads as this process may use and batch size 1.
@@ -31,6 +33,7 @@ import dataclasses
 import math
 import os
 import platform
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +49,7 @@ __all__ = [
     "DEFAULT_MEMORY_PLANNER",
     "INT8_CONSTRAINTS",
     "MAX_THREADS",
+    "RELATIVE_LATENCY",
     "RUNTIMES",
     "DeviceSpec",
     "available_threads",
@@ -53,6 +57,7 @@ __all__ = [
     "get_device",
     "load_device",
     "load_devices",
+    "parse_relative_budget",
 ]
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -74,6 +79,28 @@ INT8_CONSTRAINTS = ("max_sram_bytes", "max_flash_bytes")
 
 DEFAULT_MEMORY_PLANNER = "tflm"
 """Memory planner of an int8 device that names none (the runtime MCU toolchains ship)."""
+
+RELATIVE_LATENCY = "max_latency"
+"""A latency budget relative to the device's latency table: ``"60% of largest"`` is 0.6 times
+the table's predicted latency of the space's largest subnet (``of smallest`` likewise), so a
+budget means the same on a fast and a slow machine."""
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*of\s+(largest|smallest)\s*$")
+
+
+def parse_relative_budget(text: Any) -> tuple[float, str]:
+    """``"60% of largest"`` → ``(0.6, "largest")``.
+
+    Raises:
+        ConfigError: ``text`` is not ``"P% of largest"`` or ``"P% of smallest"`` with P > 0.
+    """
+    match = _RELATIVE.match(text) if isinstance(text, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f"constraints.{RELATIVE_LATENCY} = {text!r}; write a share of the latency table's "
+            "largest or smallest subnet, e.g. '60% of largest' or '150% of smallest' (an "
+            "absolute budget goes in max_latency_ms)"
+        )
+    return float(match.group(1)) / 100, match.group(2)
 
 
 def available_threads() -> int:
@@ -116,7 +143,9 @@ class DeviceSpec:
             :data:`MAX_THREADS`.
         batch_size: images per forward pass.
         constraints: budgets, keys from :data:`CONSTRAINTS` (``max_latency_ms`` in ms,
-            ``max_macs``, ``max_peak_memory_bytes``, ``max_model_size_bytes``), positive numbers.
+            ``max_macs``, ``max_peak_memory_bytes``, ``max_model_size_bytes``), positive numbers;
+            or ``max_latency`` relative to the latency table (:data:`RELATIVE_LATENCY`, e.g.
+            ``"60% of largest"``), resolved to ``max_latency_ms`` when the table is loaded.
         lut: path of the latency lookup table for this device, if built.
         int8: the device runs int8 subnets (a microcontroller); needed by ``max_sram_bytes`` /
             ``max_flash_bytes``.
@@ -146,12 +175,19 @@ class DeviceSpec:
         _positive_int("batch_size", self.batch_size)
         if not isinstance(self.constraints, dict):
             raise ConfigError(f"constraints = {self.constraints!r} must be a mapping")
-        unknown = sorted((k for k in self.constraints if k not in CONSTRAINTS), key=str)
+        known = (*CONSTRAINTS, RELATIVE_LATENCY)
+        unknown = sorted((k for k in self.constraints if k not in known), key=str)
         if unknown:
+            raise ConfigError(f"unknown constraint(s) {unknown}; known constraints: {list(known)}")
+        if RELATIVE_LATENCY in self.constraints and "max_latency_ms" in self.constraints:
             raise ConfigError(
-                f"unknown constraint(s) {unknown}; known constraints: {list(CONSTRAINTS)}"
+                f"constraints set both max_latency_ms and {RELATIVE_LATENCY}; give one latency "
+                "budget"
             )
         for key, value in self.constraints.items():
+            if key == RELATIVE_LATENCY:
+                parse_relative_budget(value)
+                continue
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)

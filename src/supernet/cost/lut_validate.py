@@ -18,7 +18,7 @@ from supernet.cost.lut_build import ProgressFn, check_settings, measure_subnets,
 from supernet.errors import ConfigError, LatencyTableError
 from supernet.space import ArchConfig, SearchSpace
 
-__all__ = ["LatencyValidation", "validate_latency_table"]
+__all__ = ["LatencyValidation", "measure_speed_ratio", "validate_latency_table"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +136,40 @@ def validate_latency_table(
         corrected = _mape(ratio * predicted, measured)
     return LatencyValidation(configs, predicted, measured, _mape(predicted, measured), tau,
                              ratio, corrected)  # fmt: skip
+
+
+def measure_speed_ratio(
+    table: LatencyTable,
+    *,
+    repeats: int | None = None,
+    warmup: int | None = None,
+    progress: ProgressFn | None = None,
+) -> float | None:
+    """How much slower (> 1) or faster (< 1) this machine runs than when ``table`` was built.
+
+    The table's fit subnets (whole subnets timed at build time, stored in ``build.fit``) are
+    timed again with the table's device settings; the ratio is the median of now / then. A
+    search multiplies the table's predictions by it, so budgets in ms hold at the machine's
+    speed now (the drift check of :func:`validate_latency_table`, without its held-out subnets).
+
+    Returns None when the table stores no fit subnets.
+
+    Raises:
+        LatencyTableError: the stored fit subnets are malformed.
+        ConfigError: ``repeats`` < 1 or ``warmup`` < 0.
+    """
+    check_settings(seed=0, repeats=repeats, warmup=warmup)
+    configs, then = _fit_subnets(table)
+    if not configs:
+        return None
+    results = measure_subnets(
+        table.space,
+        configs,
+        table.device,
+        repeats=repeats or int(table.build.get("repeats", 15)),
+        warmup=warmup if warmup is not None else int(table.build.get("warmup", 5)),
+        memory_format=torch_memory_format(table.memory_format),
+        progress=progress,
+    )
+    now = np.array([r.median_ms for r in results])
+    return float(np.median(now / then))

@@ -31,6 +31,7 @@ from supernet.predict.halves import halves_path, halves_row, read_halves
 from supernet.runtime import detect_runtime
 from supernet.space import ArchConfig, SearchSpace, encode
 from supernet.train import calibration_loader, load_run, recalibrate_bn
+from supernet.train.derived import is_stale, record_derived
 from supernet.train.distributed import (
     barrier,
     distributed_session,
@@ -414,18 +415,23 @@ def _collect(
     config, space, splits = run.config, run.space, run.splits
     configs = subnet_sequence(space, n, seed)
     val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
-                      limit=val_images)  # fmt: skip
+                      limit=val_images or config.image_limit)  # fmt: skip
     path = run.run_dir / ACC_DATASET
-    if force and is_main_process():
+    stale = is_stale(run.run_dir, ACC_DATASET, run.checkpoint_digest)
+    if stale and not force:
+        log.warning("%s was measured on an earlier checkpoint of this run; measuring again", path)
+    if (force or stale) and is_main_process():
         path.unlink(missing_ok=True)
         halves_path(path).unlink(missing_ok=True)
+    if is_main_process():
+        record_derived(run.run_dir, ACC_DATASET, run.checkpoint_digest)
     barrier()
     rows = _resume_rows(path, space, seed, val.num_samples, configs)
     resumed, collect_start = len(rows), time.perf_counter()
     known = read_halves(path, len(rows)) if rows else np.zeros((0, 2))
     halves = [halves_row(i, *known[i]) for i in range(len(rows)) if not np.isnan(known[i]).any()]
     if len(rows) < len(configs):
-        calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+        calib = calibration_loader(splits.train, config.calib_images, config.eval_batch_size, 0)
         score = _SubnetScorer(run.supernet, calib, val, run.device, config.channels_last)
         if progress is not None:
             progress(len(rows), len(configs), f"{len(rows)} subnets in {path.name}")

@@ -3,6 +3,7 @@ set, each extracted and BN re-calibrated; the table is written to the run direct
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from supernet.train import (
     evaluate_subnet,
     load_run,
 )
+from supernet.train.derived import record_derived
 from supernet.train.distributed import distributed_session, is_main_process, shard_map
 from supernet.train.rundir import write_csv_atomic, write_text_atomic
 
@@ -80,9 +82,15 @@ class RunEvaluation:
 
 
 def evaluate_run(
-    run_dir: str | Path, *, split: str = "test", device: str = "auto"
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    device: str = "auto",
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> RunEvaluation:
     """Evaluate the largest, middle and smallest subnet of the run's space on ``split``.
+
+    ``progress(done, 3, what)`` is called once the run is loaded and after each subnet.
 
     Writes ``eval.csv`` and ``eval.md`` into the run directory. Under ``torchrun`` the subnets
     are split across ranks and rank 0 writes the files.
@@ -95,11 +103,21 @@ def evaluate_run(
     if split not in SPLITS:
         raise ConfigError(f"split = {split!r} is not allowed; choose from {SPLITS}")
     with distributed_session(detect_runtime(device, amp=False)):
+        say = progress or (lambda done, total, what: None)
         run = load_run(run_dir, device=device)
+        say(0, 3, "run loaded")
         config, space, supernet, splits = run.config, run.space, run.supernet, run.splits
-        calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+        calib = calibration_loader(splits.train, config.calib_images, config.eval_batch_size, 0)
         data_split = splits.test if split == "test" else splits.val
-        data = BatchLoader(data_split, config.eval_batch_size, shuffle=False, augment=False)
+        data = BatchLoader(
+            data_split,
+            config.eval_batch_size,
+            shuffle=False,
+            augment=False,
+            limit=config.image_limit,
+        )
+
+        done: list[str] = []
 
         def row(item: tuple[str, ArchConfig]) -> SubnetRow:
             name, arch = item
@@ -110,6 +128,8 @@ def evaluate_run(
             shape = (1, space.input_channels, arch.resolution, arch.resolution)
             with torch.no_grad():
                 macs = measure_macs(subnet, shape)
+            done.append(name)
+            say(len(done), 3, f"{name}: {score.accuracy:.2f}%")
             return SubnetRow(name, arch, macs, count_params(subnet), score.accuracy, score.images)
 
         # under torchrun the subnets are split across ranks; every rank gets all rows
@@ -123,4 +143,6 @@ def evaluate_run(
             return result
     write_csv_atomic(run.run_dir / "eval.csv", [r.as_dict() for r in rows])
     write_text_atomic(run.run_dir / "eval.md", result.markdown())
+    for name in ("eval.csv", "eval.md"):
+        record_derived(run.run_dir, name, run.checkpoint_digest)
     return result

@@ -46,6 +46,15 @@ def specialize_markdown(result: SpecializeResult) -> str:
             f"found: {d.cheapest_text()}) | — | — | — | — | — | — | — | **no: infeasible** | — |"
         )
     lines.append("")
+    for device, factor in result.latency_scales.items():
+        lines.append(
+            f"Latency table of {device} recalibrated before the search: this machine runs "
+            f"{factor:.3f}x the latency it had when the table was built; predictions scaled by "
+            f"{factor:.3f}.\n"
+            if factor is not None
+            else f"Latency table of {device} not recalibrated (built on another machine or "
+            "without fit subnets): predictions as built.\n"
+        )
     lines.append(
         f"Specialized {len(result.devices)} device(s) in {result.seconds:.1f} s (search, "
         "extraction, BN re-calibration, test, timing, random baselines, export)."

@@ -28,14 +28,17 @@ from supernet.cost import (
     LatencyTable,
     SubnetShapes,
     costs_of_shapes,
+    describe_machine,
     flash_of_shapes,
     load_latency_table,
     measure_latency,
     params,
     sram_of_shapes,
 )
+from supernet.cost.device import RELATIVE_LATENCY, parse_relative_budget
+from supernet.cost.lut_validate import measure_speed_ratio
 from supernet.data import BatchLoader, resize
-from supernet.errors import ConfigError, SearchError
+from supernet.errors import ConfigError, DataNotFoundError, SearchError
 from supernet.export import export_subnet
 from supernet.predict import AccuracyPredictor, load_predictor
 from supernet.search import (
@@ -46,6 +49,7 @@ from supernet.search import (
 )
 from supernet.space import ArchConfig, ConfigBatch, SearchSpace, encode_batch, sample_batch
 from supernet.train import LoadedRun, calibration_loader, evaluate_subnet, load_run
+from supernet.train.derived import check_fresh
 
 __all__ = [
     "CONSTRAINT_OBJECTIVES",
@@ -54,6 +58,7 @@ __all__ = [
     "InfeasibleDevice",
     "SpecializeResult",
     "objectives_for",
+    "resolve_budgets",
     "specialize",
 ]
 
@@ -174,6 +179,8 @@ class SpecializeResult:
     """Every device's result, where the exports went, and the wall time of the whole call (s).
 
     ``infeasible`` lists the devices whose budgets no subnet meets (reported, not exported).
+    ``latency_scales`` maps each device whose latency table was recalibrated to the factor its
+    predictions were multiplied by (None: the drift could not be measured here).
     """
 
     run_dir: Path
@@ -183,6 +190,7 @@ class SpecializeResult:
     front: Any = None  # supernet.search.ParetoFront of predicted accuracy vs latency_ms, if any
     front_device: str | None = None  # whose latency table the front's latency axis uses
     infeasible: list[InfeasibleDevice] = field(default_factory=list)
+    latency_scales: dict[str, float | None] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per device (specialized ones first), all with the same keys."""
@@ -190,7 +198,11 @@ class SpecializeResult:
 
 
 def objectives_for(
-    space: SearchSpace, table: LatencyTable | None, *, memory_planner: str = "tflm"
+    space: SearchSpace,
+    table: LatencyTable | None,
+    *,
+    memory_planner: str = "tflm",
+    latency_scale: float | None = None,
 ) -> dict[str, Callable]:
     """Batched cost objectives, ``ConfigBatch [N] -> [N]``, named as in ``CONSTRAINT_OBJECTIVES``:
     MACs, and peak activation memory and model size in bytes of fp32 tensors and weights (as
@@ -199,7 +211,9 @@ def objectives_for(
     memory under ``memory_planner``) and ``flash_bytes`` (int8), as
     :func:`supernet.cost.mcu_batch.sram_bytes` / :func:`~supernet.cost.mcu_batch.flash_bytes`.
 
-    ``latency_ms`` is present only with a latency table.
+    ``latency_ms`` is present only with a latency table: its predictions times
+    ``latency_scale`` (the machine's speed drift since the table was built, see
+    :func:`supernet.cost.lut_validate.measure_speed_ratio`; None: unscaled).
     """
     # The search checks each constraint of a device on the same batch in turn, and MACs, params
     # and peak memory all derive from the subnets' shapes: build those once per batch (a
@@ -222,22 +236,67 @@ def objectives_for(
     objectives["sram_bytes"] = lambda b: sram_of_shapes(shapes(b), memory_planner)
     objectives["flash_bytes"] = lambda b: flash_of_shapes(shapes(b))
     if table is not None:
-        objectives["latency_ms"] = table.predict
+        factor = 1.0 if latency_scale is None else latency_scale
+        objectives["latency_ms"] = lambda b: factor * table.predict(b)
     return objectives
+
+
+def resolve_budgets(
+    device: DeviceSpec, space: SearchSpace, objectives: dict[str, Callable]
+) -> dict[str, float]:
+    """``device.constraints`` with a relative ``max_latency`` (``"60% of largest"``) turned into
+    ``max_latency_ms`` from the (recalibrated) latency predictions of the space's largest or
+    smallest subnet; other budgets as given.
+
+    Raises:
+        ConfigError: a relative budget without a latency table (names the device).
+    """
+    budgets = dict(device.constraints)
+    if RELATIVE_LATENCY not in budgets:
+        return budgets
+    share, which = parse_relative_budget(budgets.pop(RELATIVE_LATENCY))
+    if "latency_ms" not in objectives:
+        raise ConfigError(f"device {device.name!r} sets a relative latency budget but has no "
+                          "latency table (lut)")  # fmt: skip
+    ref = space.largest() if which == "largest" else space.smallest()
+    ms = float(objectives["latency_ms"](ConfigBatch.from_configs([ref], space))[0])
+    budgets["max_latency_ms"] = share * ms
+    return budgets
+
+
+def _speed_factor(table: LatencyTable, say: ProgressFn) -> float | None:
+    """The table's speed drift on this machine now, or None where it cannot be measured here."""
+    here = describe_machine().get("cpu_model")
+    if table.machine.get("cpu_model") not in (None, here):
+        log.warning("the latency table was built on %r, this is %r: not recalibrated",
+                    table.machine.get("cpu_model"), here)  # fmt: skip
+        return None
+    say("re-timing the latency table's fit subnets (the machine's speed now)")
+    factor = measure_speed_ratio(table)
+    if factor is None:
+        log.warning("the latency table stores no fit subnets: not recalibrated")
+    return factor
 
 
 def _device_table(
     device: DeviceSpec, space: SearchSpace, cache: dict[str, LatencyTable]
 ) -> LatencyTable | None:
     if device.lut is None:
-        if "max_latency_ms" in device.constraints:
+        latency = [k for k in ("max_latency_ms", RELATIVE_LATENCY) if k in device.constraints]
+        if latency:
             raise ConfigError(
-                f"device {device.name!r} sets max_latency_ms but has no latency table (lut); "
+                f"device {device.name!r} sets {latency[0]} but has no latency table (lut); "
                 f"build one with `supernet latency build --space {space.name} --runtime "
                 f"{device.runtime}` and name it in the device's `lut` field"
             )
         return None
     if device.lut not in cache:
+        if not Path(device.lut).is_file():
+            raise DataNotFoundError(
+                f"device {device.name!r}: its latency table {device.lut!r} does not exist; build "
+                f"it with `supernet latency build --space {space.name} --runtime "
+                f"{device.runtime} --threads {device.threads} --out {device.lut}`"
+            )
         cache[device.lut] = load_latency_table(device.lut, space=space, runtime=device.runtime)
     return cache[device.lut]
 
@@ -278,6 +337,7 @@ def specialize(
     front_generations: int = 60,
     onnx_tolerance: float = 1e-4,
     device: str = "auto",
+    recalibrate: bool = True,
     progress: ProgressFn | None = None,
 ) -> SpecializeResult:
     """Search, extract, BN re-calibrate, test, time and export one subnet per device.
@@ -285,6 +345,13 @@ def specialize(
     Exports go to ``out_dir/DEVICE/`` (default ``run_dir/specialized``). With a latency table,
     NSGA-II (``front_generations`` generations of 100) also traces the Pareto front of predicted
     accuracy vs predicted latency for the report's plot.
+
+    With ``recalibrate`` (default) each latency table built on this machine is first checked
+    for speed drift: its fit subnets are timed again and its predictions scaled by the median
+    ratio now / then (:func:`~supernet.cost.lut_validate.measure_speed_ratio`), so a budget in
+    ms holds at the machine's speed now; the factors are in
+    :attr:`SpecializeResult.latency_scales`. Relative budgets (``max_latency: 60% of largest``)
+    are resolved against the scaled predictions.
 
     Raises:
         RunDirError, CheckpointError: the run or its predictor (``run_dir/predictor.pt`` by
@@ -304,23 +371,46 @@ def specialize(
     run: LoadedRun = load_run(run_dir, device=device)
     space, config = run.space, run.config
     out = Path(out_dir) if out_dir is not None else run.run_dir / "specialized"
+    tables: dict[str, LatencyTable] = {}
+    for spec in devices:  # every device's table, checked before any search
+        _device_table(spec, space, tables)
+    if predictor_path is None:
+        remake = (f"`supernet predict collect --run-dir {run.run_dir}` then `supernet predict fit "
+                  f"--run-dir {run.run_dir}`")  # fmt: skip
+        if not (run.run_dir / PREDICTOR).is_file():
+            raise DataNotFoundError(
+                f"{str(run.run_dir)!r} has no accuracy predictor ({PREDICTOR}) to search with; "
+                f"make one with {remake}"
+            )
+        check_fresh(run.run_dir, PREDICTOR, run.checkpoint_digest, f"fit it again with {remake}")
     predictor, _ = load_predictor(Path(predictor_path or run.run_dir / PREDICTOR), space)
     score = _score_fn(predictor, space)
-    calib = calibration_loader(run.splits.train, config.bn_calib_images, config.eval_batch_size, 0)
-    test = BatchLoader(run.splits.test, config.eval_batch_size, shuffle=False, augment=False)
+    calib = calibration_loader(run.splits.train, config.calib_images, config.eval_batch_size, 0)
+    test = BatchLoader(
+        run.splits.test,
+        config.eval_batch_size,
+        shuffle=False,
+        augment=False,
+        limit=config.image_limit,
+    )
 
     def test_subnet(arch: ArchConfig) -> tuple[Any, torch.nn.Module]:
         return evaluate_subnet(run.supernet, arch, calib=calib, data=test, device=run.device,
                                channels_last=config.channels_last)  # fmt: skip
 
     normalization = {"mean": list(run.splits.test.mean), "std": list(run.splits.test.std)}
-    tables: dict[str, LatencyTable] = {}
     results: list[DeviceResult] = []
     infeasible: list[InfeasibleDevice] = []
+    scales: dict[str, float | None] = {}
     for spec in devices:
         table = _device_table(spec, space, tables)
-        objectives = objectives_for(space, table, memory_planner=spec.planner)
-        limits = {CONSTRAINT_OBJECTIVES[k]: v for k, v in spec.constraints.items()}
+        if table is not None and recalibrate and spec.lut not in scales:
+            scales[str(spec.lut)] = _speed_factor(table, say)
+        scale = scales.get(str(spec.lut)) if table is not None else None
+        objectives = objectives_for(space, table, memory_planner=spec.planner, latency_scale=scale)
+        budgets = resolve_budgets(spec, space, objectives)
+        spec = spec.replace(constraints=budgets)
+        limits = {CONSTRAINT_OBJECTIVES[k]: v for k, v in budgets.items()}
         constraints = build_constraints(limits, objectives)
         say(f"{spec.name}: searching under {limits or 'no constraints'}")
         try:
@@ -391,10 +481,13 @@ def specialize(
     for spec in devices:
         if spec.lut is not None and front_generations > 0:
             say(f"Pareto front of predicted accuracy vs latency ({spec.name}'s table)")
-            front = nsga2_search(space, score, {"latency_ms": tables[spec.lut].predict},
+            latency = objectives_for(
+                space, tables[spec.lut], latency_scale=scales.get(str(spec.lut))
+            )["latency_ms"]
+            front = nsga2_search(space, score, {"latency_ms": latency},
                                  generations=front_generations, seed=0)  # fmt: skip
             front_device = spec.name
             break
-    return SpecializeResult(
-        run.run_dir, out, results, time.perf_counter() - start, front, front_device, infeasible
-    )
+    latency_scales = {s.name: scales.get(str(s.lut)) for s in devices if s.lut in scales}
+    return SpecializeResult(run.run_dir, out, results, time.perf_counter() - start, front,
+                            front_device, infeasible, latency_scales)  # fmt: skip

@@ -129,8 +129,9 @@ class ArchConfig:
         unknown = sorted((k for k in data if k not in _FIELDS), key=str)
         missing = [k for k in _FIELDS if k not in data]
         if unknown or missing:
+            parts = [f"unknown {unknown}"] * bool(unknown) + [f"missing {missing}"] * bool(missing)
             raise ConfigError(
-                f"arch config keys: unknown {unknown}, missing {missing}; allowed {list(_FIELDS)}"
+                f"arch config keys: {', '.join(parts)}; an arch config has all of {list(_FIELDS)}"
             )
         return cls(**{k: data[k] for k in _FIELDS})
 

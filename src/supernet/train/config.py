@@ -16,6 +16,7 @@ import yaml
 from supernet.data import check_dataset_name
 from supernet.errors import ConfigError
 from supernet.space import list_spaces
+from supernet.train.overrides import apply_overrides, parse_overrides
 
 __all__ = [
     "PRESET_DIR",
@@ -98,6 +99,10 @@ class TrainConfig:
     ``epochs`` as their sum). ``decay_kernel_transforms``: apply weight decay to the kernel
     transformation matrices too, as the reference (its ``no_decay_keys`` exempt only norm
     parameters and biases); off by default (see docs/results/fidelity.md).
+    ``image_limit``: a cap on every image count of the run, for quick runs (the ``smoke``
+    preset): training images per epoch in every phase (over ``train_limit`` and the phases' own
+    ``train_limit``), validation images, BN calibration images, and the test images that
+    ``supernet eval`` and ``specialize`` score (``None``: no cap).
     ``checkpoint_every``: also checkpoint every this many optimizer steps inside an epoch (``None``:
     only at epoch ends); a killed run loses at most that many steps.
     """
@@ -121,6 +126,7 @@ class TrainConfig:
     decay_kernel_transforms: bool = False
     dropout: float = 0.1
     train_limit: int | None = None
+    image_limit: int | None = None
     val_limit: int | None = 2000
     bn_calib_images: int = 2000
     eval_batch_size: int = 500
@@ -156,7 +162,7 @@ class TrainConfig:
         _check_int("seed", self.seed, 0)
         for name in ("batch_size", "eval_batch_size", "bn_calib_images"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("train_limit", "val_limit", "threads", "checkpoint_every"):
+        for name in ("train_limit", "image_limit", "val_limit", "threads", "checkpoint_every"):
             _check_int(name, getattr(self, name), 1, optional=True)
         if self.threads is not None and self.threads > MAX_THREADS:
             raise ConfigError(f"threads = {self.threads} must be null or in [1, {MAX_THREADS}]")
@@ -224,6 +230,21 @@ class TrainConfig:
                     f"{where}.{dim} = {value!r}; use 'all', 'max', 'min' or a list of choices"
                 )
 
+    def train_images(self, phase: PhaseConfig) -> int | None:
+        """Training images per epoch of ``phase``: its ``train_limit``, else the run's, capped
+        by ``image_limit`` (``None``: the whole training split)."""
+        return _cap(phase.train_limit or self.train_limit, self.image_limit)
+
+    @property
+    def val_images(self) -> int | None:
+        """Validation images scored after each epoch (``val_limit`` capped by ``image_limit``)."""
+        return _cap(self.val_limit, self.image_limit)
+
+    @property
+    def calib_images(self) -> int:
+        """BN re-calibration images (``bn_calib_images`` capped by ``image_limit``)."""
+        return min(self.bn_calib_images, self.image_limit or self.bn_calib_images)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (phases as dicts)."""
         return dataclasses.asdict(self)
@@ -231,6 +252,13 @@ class TrainConfig:
     def to_yaml(self) -> str:
         """The YAML text saved as ``config.yaml``."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _cap(limit: int | None, cap: int | None) -> int | None:
+    """The smaller of two optional image counts (``None``: no limit)."""
+    if limit is None or cap is None:
+        return cap if limit is None else limit
+    return min(limit, cap)
 
 
 def _check_str(name: str, value: Any) -> None:
@@ -287,28 +315,6 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["batch_size=64", "train_limit=null"]`` → ``{"batch_size": 64, "train_limit": None}``.
-
-    Values are parsed with ``yaml.safe_load`` (plain data only; no tags that build objects).
-
-    Raises:
-        ConfigError: an item without ``=`` or with an empty key, or a value that is not valid
-            YAML (names the item).
-    """
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} must look like KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # e.g. ints > 4300 digits
-            reason = " ".join(str(exc).split())
-            raise ConfigError(f"override {item!r}: the value is not valid YAML ({reason})") from exc
-    return out
-
-
 def load_config(
     preset: str | None = None,
     *,
@@ -317,9 +323,13 @@ def load_config(
 ) -> TrainConfig:
     """Resolve a :class:`TrainConfig` from a preset name or a YAML file, then overrides.
 
+    ``overrides`` (from :func:`parse_overrides`) may use dotted keys into the phases
+    (:func:`~supernet.train.overrides.apply_overrides`).
+
     Raises:
-        ConfigError: unknown preset (lists them), unreadable YAML, unknown keys or bad values
-            (from a config file: the message starts with the file's path).
+        ConfigError: unknown preset (lists them), unreadable YAML, unknown keys or bad values.
+            The message names the real source: ``config file 'PATH': ...`` when the file is wrong
+            by itself, ``--set KEYS: ...`` when the overrides made a good file or preset wrong.
     """
     data: dict[str, Any] = {}
     if preset is not None and path is not None:
@@ -338,7 +348,25 @@ def load_config(
             raise ConfigError(f"config file {str(path)!r} must hold a mapping")
         data.update(loaded)
         data.setdefault("preset", preset or Path(path).stem)
-    data.update(overrides or {})
+    if not overrides:
+        return _resolve(data, preset, path)
+    merged = apply_overrides(data, overrides)  # a bad dotted key names itself
+    if preset is None and path is None:  # the overrides are the whole config
+        return _from_mapping(TrainConfig, merged, "the training config")
+    try:
+        return _from_mapping(TrainConfig, merged, "the training config")
+    except ConfigError as exc:
+        try:
+            _resolve(data, preset, path)
+        except ConfigError as base_exc:  # the file is wrong by itself: blame it ...
+            if str(base_exc).endswith(str(exc)):
+                raise base_exc from None
+        keys = ", ".join(map(str, overrides))  # ... else the overrides made it wrong
+        raise ConfigError(f"--set {keys}: {exc}") from exc
+
+
+def _resolve(data: dict[str, Any], preset: str | None, path: str | Path | None) -> TrainConfig:
+    """``data`` as a config; errors of a config file start with the file's path."""
     try:
         return _from_mapping(TrainConfig, data, "the training config")
     except ConfigError as exc:

@@ -13,11 +13,13 @@ import torch
 
 from supernet.checkpoint import load_checkpoint
 from supernet.data import DatasetSplits
+from supernet.errors import CheckpointError
 from supernet.nn import OFAMobileNetV3
 from supernet.runtime import detect_runtime
 from supernet.space import SearchSpace
 from supernet.train.config import TrainConfig
 from supernet.train.data import load_run_dataset
+from supernet.train.derived import checkpoint_digest
 from supernet.train.rundir import CHECKPOINT, read_run_config
 from supernet.train.trainer import build_supernet, checkpoint_metadata
 
@@ -29,6 +31,8 @@ class LoadedRun:
     """A run directory's trained supernet (eval mode, on ``device``) and what it was trained on.
 
     ``finished`` is False for a run stopped before its last phase; ``progress`` says where.
+    ``checkpoint_digest`` identifies the checkpoint loaded (:mod:`supernet.train.derived`): the
+    files derived from it record it.
     """
 
     run_dir: Path
@@ -39,6 +43,7 @@ class LoadedRun:
     device: torch.device
     finished: bool
     progress: str
+    checkpoint_digest: str | None = None
 
 
 def load_run(run_dir: str | Path, *, device: str = "auto") -> LoadedRun:
@@ -51,6 +56,12 @@ def load_run(run_dir: str | Path, *, device: str = "auto") -> LoadedRun:
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise CheckpointError(
+            f"{str(run_dir)!r} holds no {CHECKPOINT}: its training stopped before the first "
+            f"checkpoint; train it with `supernet train --resume --run-dir {run_dir}` or again "
+            "with --force"
+        )
     payload, _ = load_checkpoint(run_dir / CHECKPOINT, expect=checkpoint_metadata(config))
     rt = detect_runtime(device, amp=False)
     splits = load_run_dataset(config, run_dir)
@@ -65,4 +76,5 @@ def load_run(run_dir: str | Path, *, device: str = "auto") -> LoadedRun:
         else f"partial run: stopped in phase {config.phases[phase_index].name!r} "
         f"epoch {payload['epoch']}"
     )
-    return LoadedRun(run_dir, config, space, supernet, splits, rt.device, finished, progress)
+    return LoadedRun(run_dir, config, space, supernet, splits, rt.device, finished, progress,
+                     checkpoint_digest(run_dir))  # fmt: skip

@@ -36,7 +36,7 @@ from supernet.nn import OFAMobileNetV3, create_supernet, sort_channels
 from supernet.runtime import Runtime, detect_runtime, make_generators, set_threads
 from supernet.space import SearchSpace, get_space, list_spaces
 from supernet.train.config import PhaseConfig, TrainConfig
-from supernet.train.data import load_run_dataset
+from supernet.train.data import load_run_dataset, write_dataset_record
 from supernet.train.distill import soft_target_cross_entropy
 from supernet.train.distributed import (
     all_gather_objects,
@@ -47,7 +47,14 @@ from supernet.train.distributed import (
     wrap_ddp,
 )
 from supernet.train.evaluate import calibration_loader, evaluate_subnet
-from supernet.train.rundir import CHECKPOINT, config_digest, prepare_run_dir, write_metrics
+from supernet.train.rundir import (
+    CHECKPOINT,
+    DATASET_RECORD,
+    check_run_dir,
+    config_digest,
+    prepare_run_dir,
+    write_metrics,
+)
 from supernet.train.schedule import lr_at, phase_space
 
 __all__ = ["TrainReporter", "TrainResult", "build_supernet", "checkpoint_metadata", "train"]
@@ -57,6 +64,13 @@ log = logging.getLogger(__name__)
 
 class TrainReporter:
     """Hooks for progress display; the CLI subclasses it with a rich progress bar."""
+
+    def on_removed(self, run_dir: Path, names: list[str]) -> None:
+        """``force`` deleted these files of the old run (and of what was derived from it)."""
+
+    def on_resume(self, phases: list[PhaseConfig], phase: int, epoch: int, step: int) -> None:
+        """A resumed run continues at ``phases[phase]`` (0-based), 0-based ``epoch``, ``step``
+        optimizer steps into it (``phase == len(phases)``: the run had finished)."""
 
     def on_epoch_start(self, phase: str, epoch: int, epochs: int, steps: int) -> None:
         """An epoch (0-based ``epoch`` of ``epochs``) of ``steps`` optimizer steps begins."""
@@ -204,14 +218,27 @@ def _train(
     force: bool,
     reporter: TrainReporter,
 ) -> TrainResult:
+    # Nothing is written before the run directory, the dataset and a resumed checkpoint are
+    # known good: a failed start leaves no half-made run behind to block the retry.
     if rt.is_main:
-        run_dir = prepare_run_dir(run_dir, config, resume=resume, force=force)
-        for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # a save cut short by SIGKILL
-            stale.unlink()
-    barrier()
+        check_run_dir(run_dir, config, resume=resume, force=force)
     set_threads(config.threads)
     fmt = torch.channels_last if config.channels_last else torch.contiguous_format
-    splits = load_run_dataset(config, run_dir, save=rt.is_main)
+    # a forced run ignores the old run's dataset record (it is removed below)
+    splits = load_run_dataset(config, None if force else run_dir)
+    ckpt_path = run_dir / CHECKPOINT
+    payload = None
+    if resume:
+        payload, _ = load_checkpoint(ckpt_path, expect=checkpoint_metadata(config))
+    if rt.is_main:
+        run_dir, removed = prepare_run_dir(run_dir, config, resume=resume, force=force)
+        if removed:
+            reporter.on_removed(run_dir, removed)
+        for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):  # a save cut short by SIGKILL
+            stale.unlink()
+        if not (run_dir / DATASET_RECORD).is_file():
+            write_dataset_record(run_dir, config, splits)
+    barrier()
     # Weight init and dropout draw from torch's global generator: seeded once here, saved below.
     torch.manual_seed(config.seed)
     space, model = build_supernet(config, splits)
@@ -222,16 +249,14 @@ def _train(
         torch.manual_seed(config.seed + 1_000_003 * rt.rank)
     net = wrap_ddp(model, rt)
     np_rng, gen = make_generators(config.seed)  # the same on every rank: same subnets, same order
-    calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
+    calib = calibration_loader(splits.train, config.calib_images, config.eval_batch_size, 0)
     val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
-                      limit=config.val_limit)  # fmt: skip
+                      limit=config.val_images)  # fmt: skip
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
     phase_index, epoch0, step0, metrics, done = 0, 0, 0, [], {"loss_sum": 0.0, "seconds": 0.0}
     teacher: nn.Module | None = None
     opt_state = None
-    ckpt_path = run_dir / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        payload, _ = load_checkpoint(ckpt_path, expect=checkpoint_metadata(config))
+    if payload is not None:
         model.load_state_dict(payload["model"])
         if payload["teacher"] is not None:
             teacher = _teacher(model, config.teacher_norm)
@@ -246,6 +271,7 @@ def _train(
         if len(states) == rt.world_size:  # else (another process count): keep the fresh seed
             torch.set_rng_state(states[rt.rank])
         log.info("resuming %s at phase %d epoch %d step %d", run_dir, phase_index, epoch0, step0)
+        reporter.on_resume(config.phases, phase_index, epoch0, step0)
 
     def save(next_phase: int, next_epoch: int, optimizer: torch.optim.Optimizer | None,
              *, step: int = 0, gen_state: torch.Tensor | None = None) -> None:  # fmt: skip
@@ -288,7 +314,7 @@ def _train(
             opt_state = None
         loader = BatchLoader(splits.train, config.batch_size, shuffle=True, augment=config.augment,
                              generator=gen, drop_last=True, shard=world,
-                             limit=phase.train_limit or config.train_limit)  # fmt: skip
+                             limit=config.train_images(phase))  # fmt: skip
         total = phase.epochs * len(loader)
         warmup = round(phase.warmup_epochs * len(loader))
         for epoch in range(epoch0 if pi == phase_index else 0, phase.epochs):
