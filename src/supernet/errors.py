@@ -11,6 +11,7 @@ __all__ = [
     "DataNotFoundError",
     "ExportError",
     "LatencyTableError",
+    "MissingExtraError",
     "RunDirError",
     "SearchError",
     "SupernetError",
@@ -72,3 +73,8 @@ class TrainingInterrupted(KeyboardInterrupt):
     A ``KeyboardInterrupt`` (not a :class:`SupernetError`) so that code which handles Ctrl-C keeps
     doing so; the message names the phase, epoch and step reached and the checkpoint written.
     """
+
+
+class MissingExtraError(SupernetError, ImportError):
+    """An optional dependency (e.g. the ``mcu`` extra: LiteRT converter, TensorFlow Lite Micro) is
+    not installed; the message names the missing module and the install command."""

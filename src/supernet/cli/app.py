@@ -19,6 +19,7 @@ from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
+from supernet.cli.quantize import quantize
 from supernet.cli.specialize import search, specialize
 from supernet.cli.tinynas import tinynas
 from supernet.cli.transfer import transfer
@@ -202,6 +203,7 @@ app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
 app.command(cls=SingleValueCommand)(tinynas)
 app.command(cls=SingleValueCommand)(transfer)
+app.command(cls=SingleValueCommand)(quantize)
 
 
 def main() -> None:
