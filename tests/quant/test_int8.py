@@ -3,6 +3,8 @@ kept on a tiny model, and the .tflite run in TensorFlow Lite Micro (skipped with
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import flatbuffers
 import pytest
 import torch
@@ -43,17 +45,18 @@ def tflite(ptq):
 
 
 def _quant_nodes(quantized, name):
-    return [
-        n for n in quantized.model.graph.nodes if n.op == "call_function" and name in str(n.target)
-    ]
+    """The graph's ``quantized_decomposed.NAME`` calls (quantize ops, not dequantize ops)."""
+    target = f"quantized_decomposed.{name}."
+    return [n for n in quantized.model.graph.nodes if str(n.target).startswith(target)]
 
 
 def test_weights_are_per_channel_symmetric_int8_within_half_a_step(ptq):
     nodes = _quant_nodes(ptq, "quantize_per_channel")
-    assert len(nodes) == 13  # 12 convolutions + the classifier
+    assert len(nodes) == 14  # 13 convolutions + the classifier
     for node in nodes:
         weight, scale, zero, axis, qmin, qmax, dtype = (
-            getattr(ptq.model, a.target) if isinstance(a, torch.fx.Node) else a for a in node.args
+            attrgetter(a.target)(ptq.model) if isinstance(a, torch.fx.Node) else a
+            for a in node.args
         )
         assert (axis, qmin, qmax, dtype) == (0, -127, 127, torch.int8)
         assert torch.all(zero == 0)  # symmetric
@@ -94,7 +97,7 @@ def test_qat_fine_tunes_and_returns_an_int8_model(trained_tiny):
     assert (qat.method, qat.qat_steps) == ("QAT", 8)
     acc = int8_accuracy(qat, test)
     assert acc.int8_accuracy >= acc.fp32_accuracy - 3.0
-    assert len(_quant_nodes(qat, "quantize_per_channel")) == 13
+    assert len(_quant_nodes(qat, "quantize_per_channel")) == 14
 
 
 def test_tflite_is_fully_int8_and_tflm_agrees_with_the_int8_model(trained_tiny, ptq, tflite):

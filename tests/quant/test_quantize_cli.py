@@ -32,7 +32,7 @@ def test_help_lists_every_option():
     assert result.exit_code == 0
     text = _text(result)
     for option in ("--run-dir", "--out", "--config", "--calib-images", "--qat-steps",
-                   "--max-drop", "--test-images", "--seed"):  # fmt: skip
+                   "--max-drop", "--test-images", "--tflm-images", "--seed"):  # fmt: skip
         assert option in text
     assert 'pip install -e ".[mcu]"' in text
 
@@ -50,7 +50,13 @@ def test_missing_extra_exits_2_with_the_install_hint(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--calib-images", "0"), ("--qat-steps", "-1"), ("--test-images", "0"), ("--max-drop", "-1")],
+    [
+        ("--calib-images", "0"),
+        ("--qat-steps", "-1"),
+        ("--test-images", "0"),
+        ("--max-drop", "-1"),
+        ("--tflm-images", "0"),
+    ],
 )
 def test_out_of_range_counts_are_refused(tmp_path, option, value):
     result = runner.invoke(

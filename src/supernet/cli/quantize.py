@@ -3,6 +3,7 @@ Micro), ``subnet.int8.onnx`` and ``quant.json``."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -65,6 +66,10 @@ def quantize(
         int | None,
         typer.Option(min=1, help="Test images for accuracy and the TFLM run (default: all)."),
     ] = None,
+    tflm_images: Annotated[
+        int | None,
+        typer.Option(min=1, help="Of those, images run in TFLM, one by one (default: all)."),
+    ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the calibration/QAT images.")] = 0,
 ) -> None:
     """Quantize one subnet to int8 and deliver it to a microcontroller runtime.
@@ -103,16 +108,13 @@ def quantize(
         generator = torch.Generator().manual_seed(seed)
         loader = BatchLoader(run.splits.train, run.config.batch_size, shuffle=True,
                              augment=False, generator=generator)  # fmt: skip
-        qat = []
-        while len(qat) < qat_steps:
-            qat.extend((resize(x, res), y) for x, y in loader)
-        qat = qat[:qat_steps]
+        qat = [(resize(x, res), y) for x, y in itertools.islice(loader, qat_steps)]
     with console.status("extracting and quantizing the subnet"):
         subnet = run.supernet.get_subnet(arch)
         recalibrate_bn(subnet, iter(calib_x))
         result = export_mcu_subnet(
             subnet, out, calib_batches=calib_x, test_batches=tests, calib_images=calib_images,
-            qat_batches=qat, qat_steps=qat_steps, max_drop=max_drop,
+            qat_batches=qat, qat_steps=qat_steps, max_drop=max_drop, tflm_images=tflm_images,
             metadata={"run_dir": str(run_dir), "space": run.space.name, "config": arch.to_dict(),
                       "run_progress": run.progress},
         )  # fmt: skip

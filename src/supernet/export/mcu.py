@@ -172,10 +172,10 @@ def export_mcu_subnet(
     labels = torch.cat([y for _, y in tests])[:tflm_images]
     run = run_tflm(tflite, images)
     tflm_logits = torch.from_numpy(run.logits)
-    own = quantized(images)
-    fp32 = quantized.float_model(images).detach()
+    own = _chunked(quantized, images)
+    fp32 = _chunked(quantized.float_model, images)
     onnx_bytes = export_int8_onnx(quantized, calib, max_images=calib_images)
-    onnx_logits = torch.from_numpy(int8_onnx_logits(onnx_bytes, images))
+    onnx_logits = _chunked(lambda x: torch.from_numpy(int8_onnx_logits(onnx_bytes, x)), images)
 
     def acc(logits: torch.Tensor) -> float:
         return 100.0 * float((logits.argmax(1) == labels).float().mean())
@@ -221,6 +221,12 @@ def export_mcu_subnet(
         ptq_accuracy, run.arena_bytes, run.tflite_bytes, report["tflite"]["tflm_vs_int8_agreement"],
         report["tflite"]["tflm_vs_fp32_agreement"], len(images), report,
     )  # fmt: skip
+
+
+@torch.no_grad()
+def _chunked(model: Any, images: torch.Tensor, chunk: int = 500) -> torch.Tensor:
+    """``model(images)`` in chunks (10,000 images at once would hold GBs of activations)."""
+    return torch.cat([model(images[i : i + chunk]) for i in range(0, len(images), chunk)])
 
 
 def _file_entry(name: str, data: bytes) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def run_tflm(tflite: bytes, images: torch.Tensor | np.ndarray) -> TflmRun:
         logits.append((out.reshape(1, -1) - out_zero) * out_scale)
     with _captured_stderr() as log:
         interpreter.print_allocations()
-    report = log.read()
+    report = log.text
     total, head = _ARENA_TOTAL.search(report), _ARENA_HEAD.search(report)
     if total is None or head is None:
         raise ExportError(f"TensorFlow Lite Micro reported no arena size; it printed: {report!r}")
@@ -139,12 +139,17 @@ def _load_error(exc: BaseException, log: str) -> ExportError:
 
 
 class _Log:
+    """What was written to fd 2: ``read()`` inside the ``with``, ``text`` after it."""
+
     def __init__(self, file: tempfile._TemporaryFileWrapper) -> None:  # type: ignore[type-arg]
         self._file = file
+        self.text = ""
 
     def read(self) -> str:
-        self._file.seek(0)
-        return self._file.read().decode(errors="replace")
+        if not self._file.closed:
+            self._file.seek(0)
+            self.text = self._file.read().decode(errors="replace")
+        return self.text
 
 
 @contextlib.contextmanager
@@ -154,8 +159,10 @@ def _captured_stderr() -> Iterator[_Log]:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(file.fileno(), 2)
+        log = _Log(file)  # type: ignore[arg-type]
         try:
-            yield _Log(file)  # type: ignore[arg-type]
+            yield log
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            log.read()
