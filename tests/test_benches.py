@@ -148,3 +148,26 @@ def test_interleaved_timing_alternates_the_order_of_each_round():
     medians = interleaved_median_seconds(fns, repeats=3, warmup=1)
     assert calls == list("abc" + "abc" + "cba" + "abc")  # warm-up, then rounds 0, 1, 2
     assert len(medians) == 3 and all(m >= 0 for m in medians)
+
+
+def test_mcu_validate_fit_recovers_known_overheads_and_reports_the_worst_error():
+    from benches.mcu_validate import Measured, errors, fit_overheads
+
+    def row(ops, payload, head, sram):
+        # a file of payload + 700 + 90 / op bytes, an arena tail of 2000 + 40 / op bytes
+        return Measured("s", {}, ops, ops + 3, {}, sram, head, head + 2000 + 40 * ops,
+                        payload + 500, payload, payload + 700 + 90 * ops, 1.0)  # fmt: skip
+
+    rows = [row(20, 10_000, 4096, 4096), row(35, 30_000, 8192, 8192 + 819)]
+    fit = fit_overheads(rows)
+    assert fit["flash_fixed_bytes"] == pytest.approx(700) and fit["flash_per_op_bytes"] == (
+        pytest.approx(90)
+    )
+    assert fit["arena_tail_fixed_bytes"] == pytest.approx(2000)
+    assert fit["arena_tail_per_op_bytes"] == pytest.approx(40)
+    fitted = errors([row(50, 20_000, 1000, 1000)], fit)
+    assert fitted["flash_worst_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert fitted["arena_total_worst_pct"] == pytest.approx(0.0, abs=1e-9)
+    raw = errors(rows)  # model 500 B above payload vs 700 + 90 x ops measured: under
+    assert raw["sram_vs_head_worst_pct"] == pytest.approx(100 * 819 / 8192)
+    assert raw["flash_worst_pct"] == pytest.approx(100 * (500 - 2500) / 12_500)

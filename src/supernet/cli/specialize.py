@@ -41,6 +41,8 @@ def _run(
     population: int,
     seed: int,
     recalibrate: bool = True,
+    qat_steps: int = 300,
+    tflm_images: int | None = None,
 ) -> None:
     from supernet.report.run_report import (
         specialize_markdown,
@@ -55,7 +57,8 @@ def _run(
 
     with StepProgress(console, "specializing") as bar:
         result = specialize_run(run_dir, devices, out_dir=out_dir, evolution=evolution,
-                                recalibrate=recalibrate, progress=bar.note)  # fmt: skip
+                                recalibrate=recalibrate, qat_steps=qat_steps,
+                                tflm_images=tflm_images, progress=bar.note)  # fmt: skip
     written = write_specialize_outputs(result)
     report = write_run_report(run_dir, specialized_dir=result.out_dir)
     console.print(specialize_markdown(result), markup=False)
@@ -75,6 +78,8 @@ def _run(
             f"[yellow]warning:[/yellow] {escape(d.device)}: no subnet meets its budgets, nothing "
             f"exported; cheapest found: {escape(d.cheapest_text())}"
         )
+        if d.advice:
+            console.print(f"{d.device}: {d.advice}", markup=False)
     console.print("saved " + ", ".join(str(p) for p in [*written, report]), markup=False)
 
 
@@ -143,6 +148,13 @@ def specialize(
     population: Population = 100,
     seed: Seed = 0,
     recalibrate: Recalibrate = True,
+    qat_steps: Annotated[
+        int, typer.Option(min=0, help="int8 devices: QAT steps when PTQ loses > 0.5 points.")
+    ] = 300,
+    tflm_images: Annotated[
+        int | None,
+        typer.Option(min=1, help="int8 devices: test images run in TFLM (default: all)."),
+    ] = None,
 ) -> None:
     """Specialize one subnet per device of a devices file; write a table, a Pareto plot and
     `report.md`.
@@ -152,8 +164,13 @@ def specialize(
     `max_model_size_bytes`), then extraction, BN re-calibration, test accuracy, measured latency,
     random subnets of no higher cost as a baseline, and export. Measured costs that miss a
     budget are reported, never hidden. A device whose budgets no subnet meets is reported with
-    the cheapest costs found and the others go on; if no device's budgets can be met, the
-    command fails.
+    the cheapest costs found (an int8 device also with the space TinyNAS picks and the preset to
+    train it) and the others go on; if no device's budgets can be met, the command fails.
+
+    An `int8: true` device (a microcontroller, `max_sram_bytes` / `max_flash_bytes`) also gets
+    its subnet quantized to int8 (PTQ, QAT fallback), `subnet.tflite` run in TensorFlow Lite
+    Micro on the test images and `subnet.int8.onnx`; its budgets are checked on the measured
+    arena and file size. Needs the MCU extra: `pip install -e ".[mcu]"`.
     """
     from supernet.cost import load_devices
 
@@ -162,4 +179,5 @@ def specialize(
         raise ConfigError(f"{devices} lists no devices")
     if lut is not None:
         specs = [s.replace(lut=str(lut)) for s in specs]
-    _run(run_dir, specs, out_dir, generations, population, seed, recalibrate)
+    _run(run_dir, specs, out_dir, generations, population, seed, recalibrate, qat_steps,
+         tflm_images)  # fmt: skip

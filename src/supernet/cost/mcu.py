@@ -28,8 +28,8 @@ planner (:data:`PLANNERS`):
 
 Flash = int8 weights + int32 biases (BN folded into convs) + per-output-channel quantization
 parameters of weight and bias (TFLite stores a float32 scale and an int64 zero point per channel)
-+ :data:`FLASH_PER_OP_BYTES` per operator + :data:`FLASH_FIXED_BYTES`. The two overheads are
-estimates until calibrated against real ``.tflite`` files.
++ :data:`FLASH_PER_OP_BYTES` per operator + :data:`FLASH_FIXED_BYTES`, the two overheads fitted
+to real ``.tflite`` files (``python -m benches.mcu_validate``).
 
 Reference: MCUNet (Lin et al., NeurIPS'20, arXiv 2007.10319), Sec. 3.1 (SRAM / Flash limits),
 Sec. 3.2 (TinyEngine, in-place depthwise); TensorFlow Lite Micro (arXiv 2010.08678), Sec. 4.4.
@@ -65,13 +65,15 @@ QUANT_BYTES_PER_CHANNEL = 2 * (4 + 8)
 """Per output channel: the weight's and the bias's float32 scale and int64 zero point (TFLite
 ``QuantizationParameters``, per-channel quantization)."""
 
-FLASH_PER_OP_BYTES = 160
-"""Estimated flatbuffer bytes per operator (operator record, its output tensor's record: shape,
-type, name, activation quantization). Uncalibrated estimate."""
+FLASH_PER_OP_BYTES = 449
+"""Flatbuffer bytes per modelled operator (operator record, its output tensor's record: shape,
+type, name, activation quantization; also the converter's PAD / RESHAPE ops that ride along).
+Fitted to measured ``.tflite`` sizes (litert-torch 0.10): docs/results/mcu-validation.md."""
 
-FLASH_FIXED_BYTES = 1024
-"""Estimated fixed bytes of a ``.tflite`` file (header, operator codes, subgraph, metadata,
-signature). Uncalibrated estimate."""
+FLASH_FIXED_BYTES = 7036
+"""Fixed bytes of a ``.tflite`` file (header, operator codes, subgraph, metadata, signature).
+Fitted with :data:`FLASH_PER_OP_BYTES` (least squares on 4 subnets of two spaces, within 2% on
+held-out subnets): docs/results/mcu-validation.md."""
 
 
 def check_planner(planner: str) -> str:

@@ -12,7 +12,13 @@ from supernet.report.specialize import SpecializeResult
 from supernet.space import describe
 from supernet.train.rundir import write_csv_atomic
 
-__all__ = ["plot_pareto", "specialize_markdown", "write_run_report", "write_specialize_outputs"]
+__all__ = [
+    "mcu_markdown",
+    "plot_pareto",
+    "specialize_markdown",
+    "write_run_report",
+    "write_specialize_outputs",
+]
 
 SPECIALIZE_MD = "specialize.md"
 PARETO_PNG = "pareto.png"
@@ -45,6 +51,8 @@ def specialize_markdown(result: SpecializeResult) -> str:
             f"| {d.device} ({d.runtime}) | {budgets} | no subnet meets the budgets (cheapest "
             f"found: {d.cheapest_text()}) | — | — | — | — | — | — | — | **no: infeasible** | — |"
         )
+    lines += [f"- {d.device}: {d.advice}" for d in result.infeasible if d.advice]
+    lines += mcu_markdown(result)
     lines.append("")
     for device, factor in result.latency_scales.items():
         lines.append(
@@ -66,6 +74,40 @@ def specialize_markdown(result: SpecializeResult) -> str:
         )
     )
     return "\n".join(lines) + "\n"
+
+
+def mcu_markdown(result: SpecializeResult) -> list[str]:
+    """Lines of the int8 table (devices with ``int8: true``; none: no lines): fp32 / int8 /
+    TFLM test accuracy, modelled SRAM under each planner vs the TFLM arena measured, modelled
+    Flash vs the ``.tflite`` size (KiB = 1024 bytes), and whether the measured figures meet the
+    budgets."""
+    rows = [d for d in result.devices if d.mcu is not None]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "int8 on the microcontroller (TensorFlow Lite Micro, measured):",
+        "",
+        "| device | int8 | fp32 / int8 / TFLM test acc (%) | TFLM = int8 top-1 (%) | SRAM model "
+        "naive / tinyengine / tflm (KiB) | TFLM arena: planned / total (KiB) | Flash model / "
+        ".tflite (KiB) | meets SRAM / Flash (measured) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for d in rows:
+        m = d.mcu
+        assert m is not None
+        kib = "/".join(f"{m.sram_bytes[p] / 1024:.1f}" for p in ("naive", "tinyengine", "tflm"))
+        meets = " / ".join(
+            "—" if k not in m.meets else ("yes" if m.meets[k] else "**no**")
+            for k in ("max_sram_bytes", "max_flash_bytes")
+        )
+        lines.append(
+            f"| {d.device} | {m.method} | {m.fp32_accuracy:.2f} / {m.int8_accuracy:.2f} / "
+            f"{m.tflm_accuracy:.2f} ({m.tflm_images} images) | {m.tflm_vs_int8_agreement:.2f} | "
+            f"{kib} | {m.arena_head_bytes / 1024:.1f} / {m.arena_bytes / 1024:.1f} | "
+            f"{m.flash_bytes / 1024:.1f} / {m.tflite_bytes / 1024:.1f} | {meets} |"
+        )
+    return lines
 
 
 def plot_pareto(result: SpecializeResult, path: str | Path) -> Path | None:

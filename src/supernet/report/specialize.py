@@ -4,7 +4,9 @@ For each device: constrained evolutionary search on predicted accuracy (the run'
 predictor) under the device's budgets (latency from its lookup table, MACs, peak activation
 memory, model size, all batched), then the chosen subnet is extracted, BN re-calibrated, tested
 on the test set, timed on this machine with the device's runtime, and exported (ONNX +
-TorchScript + ``subnet.json``). A few random subnets that cost no more than the chosen one on
+TorchScript + ``subnet.json``); an int8 device (a microcontroller) also gets the int8 subnet in
+TensorFlow Lite Micro, its budgets checked on the measured arena and file size
+(:mod:`supernet.report.mcu_deploy`). A few random subnets that cost no more than the chosen one on
 every constrained objective are tested too, as the baseline search must beat.
 
 Reference: Once-for-All (Cai et al., ICLR'20, arXiv 1908.09791), Sec. 3.4 ("specialized
@@ -20,20 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from supernet.cost import (
     DeviceSpec,
     LatencyTable,
-    SubnetShapes,
-    costs_of_shapes,
     describe_machine,
-    flash_of_shapes,
     load_latency_table,
     measure_latency,
     params,
-    sram_of_shapes,
 )
 from supernet.cost.device import RELATIVE_LATENCY, parse_relative_budget
 from supernet.cost.lut_validate import measure_speed_ratio
@@ -41,13 +38,22 @@ from supernet.data import BatchLoader, resize
 from supernet.errors import ConfigError, DataNotFoundError, SearchError
 from supernet.export import export_subnet
 from supernet.predict import AccuracyPredictor, load_predictor
+from supernet.quant import require
+from supernet.report.mcu_deploy import (
+    MCU_ROW_KEYS,
+    McuDeployment,
+    deploy_run_subnet,
+    mcu_row,
+    tinynas_advice,
+)
+from supernet.report.objectives import CONSTRAINT_OBJECTIVES, cheaper_random, objectives_for
 from supernet.search import (
     EvolutionConfig,
     build_constraints,
     evolutionary_search,
     nsga2_search,
 )
-from supernet.space import ArchConfig, ConfigBatch, SearchSpace, encode_batch, sample_batch
+from supernet.space import ArchConfig, ConfigBatch, SearchSpace, encode_batch
 from supernet.train import LoadedRun, calibration_loader, evaluate_subnet, load_run
 from supernet.train.derived import check_fresh
 
@@ -66,24 +72,13 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str], None]
 
-CONSTRAINT_OBJECTIVES = {
-    "max_latency_ms": "latency_ms",
-    "max_macs": "macs",
-    "max_peak_memory_bytes": "peak_memory_bytes",
-    "max_model_size_bytes": "model_size_bytes",
-    "max_sram_bytes": "sram_bytes",
-    "max_flash_bytes": "flash_bytes",
-}
-"""Device constraint name → the objective it limits (fp32 tensors and weights, as exported;
-``sram_bytes`` / ``flash_bytes`` are int8, :mod:`supernet.cost.mcu`)."""
-
 PREDICTOR = "predictor.pt"
 CHECK_IMAGES = 16
 DEVICE_ROW_KEYS = (
     "device", "runtime", "constraints", "config", "predicted_val_acc", "test_acc",
     "random_test_acc_max", "macs", "params", "peak_memory_bytes", "model_size_bytes",
     "predicted_latency_ms", "measured_latency_ms", "meets_constraints", "onnx_max_abs_diff",
-    "search_seconds", "note",
+    "search_seconds", "note", *MCU_ROW_KEYS,
 )  # fmt: skip
 """Columns of ``specialize.csv`` (:meth:`DeviceResult.row`)."""
 
@@ -93,7 +88,8 @@ class DeviceResult:
     """What one device got. Accuracy in %, latency in ms, memory and size in bytes.
 
     ``meets`` maps each constraint to whether the *measured* cost meets it (latency measured on
-    this machine; MACs, params, memory exact). ``baseline_test_accuracy`` holds the test accuracy
+    this machine; MACs, params, memory exact; int8 SRAM / Flash as TFLM's arena and the
+    ``.tflite`` size, in ``mcu``). ``baseline_test_accuracy`` holds the test accuracy
     of random subnets no more costly than ``config`` on any constrained objective.
     """
 
@@ -115,6 +111,7 @@ class DeviceResult:
     search_seconds: float
     candidates_scored: int
     baseline_test_accuracy: list[float] = field(default_factory=list)
+    mcu: McuDeployment | None = None  # int8 devices: quantized, exported, run in TFLM
 
     def row(self) -> dict[str, Any]:
         """A flat dict for CSV and markdown tables."""
@@ -139,6 +136,7 @@ class DeviceResult:
             "onnx_max_abs_diff": f"{self.onnx_max_abs_diff:.2e}",
             "search_seconds": round(self.search_seconds, 2),
             "note": "",
+            **mcu_row(self.mcu),
         }
 
 
@@ -156,6 +154,7 @@ class InfeasibleDevice:
     constraints: dict[str, float]
     cheapest: dict[str, float]
     message: str
+    advice: str = ""  # int8 devices: the space TinyNAS picks and how to train it
 
     def row(self) -> dict[str, Any]:
         """A flat dict with :meth:`DeviceResult.row`'s keys, empty where there is no subnet."""
@@ -165,7 +164,9 @@ class InfeasibleDevice:
             runtime=self.runtime,
             constraints="; ".join(f"{k}={v:g}" for k, v in self.constraints.items()),
             meets_constraints=False,
-            note="no subnet meets the budgets; cheapest found: " + self.cheapest_text(),
+            note="no subnet meets the budgets; cheapest found: "
+            + self.cheapest_text()
+            + (f"; {self.advice}" if self.advice else ""),
         )
         return row
 
@@ -195,50 +196,6 @@ class SpecializeResult:
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per device (specialized ones first), all with the same keys."""
         return [d.row() for d in self.devices] + [d.row() for d in self.infeasible]
-
-
-def objectives_for(
-    space: SearchSpace,
-    table: LatencyTable | None,
-    *,
-    memory_planner: str = "tflm",
-    latency_scale: float | None = None,
-) -> dict[str, Callable]:
-    """Batched cost objectives, ``ConfigBatch [N] -> [N]``, named as in ``CONSTRAINT_OBJECTIVES``:
-    MACs, and peak activation memory and model size in bytes of fp32 tensors and weights (as
-    :func:`supernet.cost.macs`, :func:`supernet.cost.peak_memory_bytes` and
-    :func:`supernet.cost.model_size_bytes` give them); ``sram_bytes`` (int8 peak activation
-    memory under ``memory_planner``) and ``flash_bytes`` (int8), as
-    :func:`supernet.cost.mcu_batch.sram_bytes` / :func:`~supernet.cost.mcu_batch.flash_bytes`.
-
-    ``latency_ms`` is present only with a latency table: its predictions times
-    ``latency_scale`` (the machine's speed drift since the table was built, see
-    :func:`supernet.cost.lut_validate.measure_speed_ratio`; None: unscaled).
-    """
-    # The search checks each constraint of a device on the same batch in turn, and MACs, params
-    # and peak memory all derive from the subnets' shapes: build those once per batch (a
-    # ConfigBatch is immutable, so the last one is kept by identity).
-    last: dict[str, Any] = {}
-
-    def shapes(batch: ConfigBatch | Sequence[ArchConfig]) -> SubnetShapes:
-        if not isinstance(batch, ConfigBatch):
-            return SubnetShapes.from_configs(batch, space)
-        if last.get("batch") is not batch:
-            last.update(batch=batch, shapes=SubnetShapes.from_configs(batch, space))
-        return last["shapes"]
-
-    def cost(key: str) -> Callable:
-        return lambda b: costs_of_shapes(shapes(b), (key,))[key]
-
-    objectives: dict[str, Callable] = {
-        key: cost(key) for key in ("macs", "peak_memory_bytes", "model_size_bytes")
-    }
-    objectives["sram_bytes"] = lambda b: sram_of_shapes(shapes(b), memory_planner)
-    objectives["flash_bytes"] = lambda b: flash_of_shapes(shapes(b))
-    if table is not None:
-        factor = 1.0 if latency_scale is None else latency_scale
-        objectives["latency_ms"] = lambda b: factor * table.predict(b)
-    return objectives
 
 
 def resolve_budgets(
@@ -305,27 +262,6 @@ def _score_fn(predictor: AccuracyPredictor, space: SearchSpace) -> Callable:
     return lambda batch: predictor.predict_encoded(encode_batch(batch, space))
 
 
-def _cheaper_random(
-    space: SearchSpace,
-    objectives: dict[str, Callable],
-    limits: dict[str, float],
-    k: int,
-    seed: int,
-) -> list[ArchConfig]:
-    """Up to ``k`` random subnets at or below ``limits`` on every named objective."""
-    rng = np.random.default_rng(seed)
-    found: list[ArchConfig] = []
-    for _ in range(10):  # bounded: 10 draws of 5,000 subnets
-        batch = sample_batch(space, 5000, rng)
-        ok = np.ones(len(batch), dtype=bool)
-        for name, limit in limits.items():
-            ok &= objectives[name](batch) <= limit
-        found.extend(batch[np.flatnonzero(ok)[: k - len(found)]].to_configs())
-        if len(found) >= k:
-            break
-    return found
-
-
 def specialize(
     run_dir: str | Path,
     devices: Sequence[DeviceSpec],
@@ -336,6 +272,8 @@ def specialize(
     baseline_subnets: int = 3,
     front_generations: int = 60,
     onnx_tolerance: float = 1e-4,
+    qat_steps: int = 300,
+    tflm_images: int | None = None,
     device: str = "auto",
     recalibrate: bool = True,
     progress: ProgressFn | None = None,
@@ -344,7 +282,10 @@ def specialize(
 
     Exports go to ``out_dir/DEVICE/`` (default ``run_dir/specialized``). With a latency table,
     NSGA-II (``front_generations`` generations of 100) also traces the Pareto front of predicted
-    accuracy vs predicted latency for the report's plot.
+    accuracy vs predicted latency for the report's plot. An ``int8: true`` device's subnet is
+    quantized (PTQ; ``qat_steps`` of QAT when PTQ loses > 0.5 points), exported as
+    ``subnet.tflite`` + ``subnet.int8.onnx`` and run in TFLM on the first ``tflm_images`` test
+    images (all by default); ``meets`` then checks the measured arena and ``.tflite`` size.
 
     With ``recalibrate`` (default) each latency table built on this machine is first checked
     for speed drift: its fit subnets are timed again and its predictions scaled by the median
@@ -358,6 +299,7 @@ def specialize(
             default) cannot be loaded or belongs to another space.
         LatencyTableError: a device's latency table is of another space or runtime.
         ConfigError: a device sets ``max_latency_ms`` without a latency table, or no devices.
+        MissingExtraError: an int8 device and the MCU extra is not installed (checked first).
         SearchError: no subnet meets any device's constraints (names the cheapest costs found).
             A device whose budgets cannot be met while others' can is listed in
             :attr:`SpecializeResult.infeasible` instead, and the others are specialized.
@@ -366,6 +308,9 @@ def specialize(
     """
     if not devices:
         raise ConfigError("no devices to specialize for; give at least one")
+    if any(spec.int8 for spec in devices):  # fail before the search, with the install hint
+        require("litert_torch")
+        require("tflite_micro")
     start = time.perf_counter()
     say = progress or (lambda _msg: None)
     run: LoadedRun = load_run(run_dir, device=device)
@@ -418,7 +363,8 @@ def specialize(
         except SearchError as exc:  # report this device, go on with the others
             log.warning("device %s: %s", spec.name, exc)
             infeasible.append(InfeasibleDevice(spec.name, spec.runtime, dict(spec.constraints),
-                                               exc.cheapest, str(exc)))  # fmt: skip
+                                               exc.cheapest, str(exc),
+                                               tinynas_advice(spec, space)))  # fmt: skip
             continue
         best = found.best
         one = ConfigBatch.from_configs([best], space)
@@ -436,7 +382,7 @@ def specialize(
         cheaper_than = {n: costs[n] for n in limits} or {"macs": costs["macs"]}
         baseline = []
         for i, cfg in enumerate(
-            _cheaper_random(space, objectives, cheaper_than, baseline_subnets, seed=0)
+            cheaper_random(space, objectives, cheaper_than, baseline_subnets, seed=0)
         ):
             say(f"{spec.name}: random baseline {i + 1}/{baseline_subnets}")
             baseline.append(test_subnet(cfg)[0].accuracy)
@@ -460,6 +406,12 @@ def specialize(
             candidates_scored=found.candidates_scored,
             baseline_test_accuracy=baseline,
         )
+        if spec.int8:
+            say(f"{spec.name}: int8, .tflite and TensorFlow Lite Micro on the test images")
+            row.mcu = deploy_run_subnet(run, subnet, best, spec, row.export_dir,
+                                        calib_images=config.bn_calib_images, qat_steps=qat_steps,
+                                        tflm_images=tflm_images)  # fmt: skip
+            row.meets.update(row.mcu.meets)  # measured arena / file size, not the model
         say(f"{spec.name}: exporting to {row.export_dir}")
         meta = {k: v for k, v in row.row().items() if k not in ("config", "onnx_max_abs_diff")}
         meta.update(normalization=normalization, device=spec.to_dict(),
@@ -472,10 +424,16 @@ def specialize(
         results.append(row)
     if not results:  # every device infeasible: nothing to report on
         if len(infeasible) == 1:
-            raise SearchError(infeasible[0].message, cheapest=infeasible[0].cheapest)
+            only = infeasible[0]
+            raise SearchError("\n".join(filter(None, (only.message, only.advice))),
+                              cheapest=only.cheapest)  # fmt: skip
         raise SearchError(
             "no device's budgets can be met:\n"
-            + "\n".join(f"  {d.device}: cheapest found {d.cheapest_text()}" for d in infeasible)
+            + "\n".join(
+                f"  {d.device}: cheapest found {d.cheapest_text()}"
+                + (f"; {d.advice}" if d.advice else "")
+                for d in infeasible
+            )
         )
     front, front_device = None, None
     for spec in devices:

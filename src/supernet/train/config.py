@@ -15,7 +15,7 @@ import yaml
 
 from supernet.data import check_dataset_name
 from supernet.errors import ConfigError
-from supernet.space import list_spaces
+from supernet.space import list_spaces, tinynas_space_names
 from supernet.train.overrides import apply_overrides, parse_overrides
 
 __all__ = [
@@ -157,7 +157,8 @@ class TrainConfig:
         """
         for name in ("preset", "device"):
             _check_str(name, getattr(self, name))
-        _check_choice("space", self.space, tuple(list_spaces()))
+        # the registered spaces and the TinyNAS (width, resolution) family of mbv3-tiny
+        _check_choice("space", self.space, (*list_spaces(), *tinynas_space_names()))
         check_dataset_name(self.dataset)
         _check_int("seed", self.seed, 0)
         for name in ("batch_size", "eval_batch_size", "bn_calib_images"):

@@ -1,0 +1,190 @@
+"""The int8 MCU memory model against TensorFlow Lite Micro: modelled ``tflm`` SRAM vs the arena
+TFLM's interpreter measures, modelled Flash vs the ``.tflite`` size, on random subnets of two
+spaces (random weights: sizes do not depend on the weights' values).
+
+    python -m benches.mcu_validate [--spaces mbv3-tiny mbv3-tiny-w0.5-r32] [--per-space 10]
+                                   [--fit-per-space 0] [--seed 0] [--out FILE.json]
+
+Per subnet: PTQ (one calibration batch), ``.tflite`` conversion, one TFLM invocation
+(:func:`supernet.export.run_tflm`, public functions of the MCU extra); the model's numbers come
+from :func:`supernet.cost.mcu_batch.sram_bytes` (``tflm`` planner) and
+:func:`~supernet.cost.mcu_batch.flash_bytes`. Reported: relative error per subnet and the worst
+case, for the arena's planned part ("head": activations + scratch, what the model predicts) and
+its total (head + persistent "tail"), and for Flash. With ``--fit-per-space K`` the first K
+subnets of each space calibrate Flash = payload + fixed + per_op x ops and arena total =
+head + tail (tail = a + b x ops, least squares) and the errors are measured on the rest only.
+
+A conversion takes ~3 min per subnet on the shared, loaded 2-core VM (seconds on an idle one):
+size ``--per-space`` to the wall time you have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from supernet.cost import block_list_from_config, mcu_cost
+from supernet.cost.mcu import FLASH_FIXED_BYTES, FLASH_PER_OP_BYTES
+from supernet.cost.mcu_batch import flash_bytes, sram_bytes
+from supernet.space import ConfigBatch, get_space
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One subnet: modelled and measured bytes, and the seconds its conversion + run took."""
+
+    space: str
+    config: dict
+    ops_modelled: int
+    ops_tflite: int
+    op_counts: dict
+    sram_tflm_bytes: int
+    arena_head_bytes: int
+    arena_bytes: int
+    flash_bytes: int
+    flash_payload_bytes: int
+    tflite_bytes: int
+    seconds: float
+
+
+def measure_subnet(space_name: str, config, seed: int = 0, keep: Path | None = None) -> Measured:
+    """Model and measure one subnet of ``space_name`` (random weights, random calibration);
+    with ``keep``, the ``.tflite`` is written there.
+
+    Raises:
+        MissingExtraError: the MCU extra is not installed. ExportError: conversion/TFLM fails.
+    """
+    from supernet.export.tflite import export_tflite, tflite_operators
+    from supernet.export.tflm import run_tflm
+    from supernet.nn import create_supernet
+    from supernet.quant import quantize_ptq
+
+    space = get_space(space_name)
+    torch.manual_seed(seed)
+    subnet = create_supernet(space).get_subnet(config).eval()
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, space.input_channels, config.resolution, config.resolution, generator=gen)
+    tflite = export_tflite(quantize_ptq(subnet, [x], max_images=4))
+    run = run_tflm(tflite, x[:1])
+    seconds = time.perf_counter() - start
+    if keep is not None:
+        keep.write_bytes(tflite)
+    counts: dict[str, int] = {}
+    for op in tflite_operators(tflite):
+        counts[op.name] = counts.get(op.name, 0) + op.count
+    one = ConfigBatch.from_configs([config], space)
+    ops = len(mcu_cost(block_list_from_config(config, space), "tflm").layers)
+    flash = int(flash_bytes(one, space)[0])
+    return Measured(
+        space_name, config.to_dict(), ops, sum(counts.values()), counts,
+        int(sram_bytes(one, space, planner="tflm")[0]), run.arena_head_bytes, run.arena_bytes,
+        flash, flash - FLASH_FIXED_BYTES - FLASH_PER_OP_BYTES * ops, run.tflite_bytes, seconds,
+    )  # fmt: skip
+
+
+def fit_overheads(rows: list[Measured]) -> dict[str, float]:
+    """Least-squares fit on ``rows``: ``.tflite`` bytes − payload = fixed + per_op × ops, and
+    arena tail (total − head) = tail_fixed + tail_per_op × ops (ops = modelled operators)."""
+    ops = np.array([r.ops_modelled for r in rows], dtype=float)
+    design = np.stack([np.ones_like(ops), ops], axis=1)
+    extra = np.array([r.tflite_bytes - r.flash_payload_bytes for r in rows], dtype=float)
+    tail = np.array([r.arena_bytes - r.arena_head_bytes for r in rows], dtype=float)
+    (fixed, per_op), *_ = np.linalg.lstsq(design, extra, rcond=None)
+    (tail_fixed, tail_per_op), *_ = np.linalg.lstsq(design, tail, rcond=None)
+    return {"flash_fixed_bytes": float(fixed), "flash_per_op_bytes": float(per_op),
+            "arena_tail_fixed_bytes": float(tail_fixed),
+            "arena_tail_per_op_bytes": float(tail_per_op)}  # fmt: skip
+
+
+def errors(rows: list[Measured], fit: dict[str, float] | None = None) -> dict[str, float]:
+    """Worst-case and mean relative errors (%, model − measured over measured) on ``rows``:
+    ``sram_vs_head`` (tflm model vs the arena's planned part), ``flash`` (model, or the fitted
+    overheads with ``fit``), and with ``fit`` also ``arena_total`` (head model + fitted tail)."""
+
+    def rel(model: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        return 100.0 * (model - measured) / measured
+
+    head = np.array([r.arena_head_bytes for r in rows], dtype=float)
+    out = {"sram_vs_head": rel(np.array([r.sram_tflm_bytes for r in rows], float), head)}
+    ops = np.array([r.ops_modelled for r in rows], dtype=float)
+    size = np.array([r.tflite_bytes for r in rows], dtype=float)
+    if fit is None:
+        out["flash"] = rel(np.array([r.flash_bytes for r in rows], float), size)
+        out["sram_vs_arena_total"] = rel(
+            np.array([r.sram_tflm_bytes for r in rows], float),
+            np.array([r.arena_bytes for r in rows], float),
+        )
+    else:
+        payload = np.array([r.flash_payload_bytes for r in rows], dtype=float)
+        flash = payload + fit["flash_fixed_bytes"] + fit["flash_per_op_bytes"] * ops
+        out["flash"] = rel(flash, size)
+        tail = fit["arena_tail_fixed_bytes"] + fit["arena_tail_per_op_bytes"] * ops
+        out["arena_total"] = rel(
+            np.array([r.sram_tflm_bytes for r in rows], float) + tail,
+            np.array([r.arena_bytes for r in rows], dtype=float),
+        )
+    summary: dict[str, float] = {}
+    for key, e in out.items():
+        summary[f"{key}_worst_pct"] = float(e[np.argmax(np.abs(e))])
+        summary[f"{key}_mean_abs_pct"] = float(np.mean(np.abs(e)))
+    return summary
+
+
+def mcu_validation(
+    spaces: tuple[str, ...], per_space: int, seed: int = 0, log=print, out: Path | None = None
+) -> list[Measured]:
+    """Measure ``per_space`` random subnets of each space (``space.sample`` with ``seed``);
+    with ``out``, the rows so far are saved as JSON after each subnet (and the ``.tflite``
+    files beside it)."""
+    rows: list[Measured] = []
+    for name in spaces:
+        space = get_space(name)
+        rng = np.random.default_rng(seed)
+        for i in range(per_space):
+            config = space.sample(rng)
+            keep = out.with_name(f"{out.stem}-{name}-{i}.tflite") if out else None
+            rows.append(measure_subnet(name, config, seed=i, keep=keep))
+            if out is not None:
+                out.write_text(json.dumps({"rows": [asdict(r) for r in rows]}, indent=1))
+            r = rows[-1]
+            log(f"{name} #{i}: r{config.resolution} arena head {r.arena_head_bytes} (model "
+                f"{r.sram_tflm_bytes}), total {r.arena_bytes}; .tflite {r.tflite_bytes} (model "
+                f"{r.flash_bytes}); {r.seconds:.0f} s")  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spaces", nargs="+", default=["mbv3-tiny", "mbv3-tiny-w0.5-r32"])
+    parser.add_argument("--per-space", type=int, default=10)
+    parser.add_argument("--fit-per-space", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="JSON of every measured subnet")
+    parser.add_argument("--load", type=Path, default=None, help="re-analyse a saved --out file")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.load:
+        rows = [Measured(**r) for r in json.loads(args.load.read_text())["rows"]]
+    else:
+        rows = mcu_validation(tuple(args.spaces), args.per_space, args.seed, out=args.out)
+    print(f"{len(rows)} subnets; as modelled: {errors(rows)}")
+    if args.fit_per_space:
+        k = args.fit_per_space
+        spaces = sorted({r.space for r in rows})
+        fit_rows = [r for s in spaces for r in [q for q in rows if q.space == s][:k]]
+        held = [r for r in rows if r not in fit_rows]
+        fit = fit_overheads(fit_rows)
+        print(f"fit on {len(fit_rows)}: {fit}")
+        if held:
+            print(f"held-out {len(held)} subnets with the fit: {errors(held, fit)}")
+
+
+if __name__ == "__main__":
+    main()
