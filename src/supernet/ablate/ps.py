@@ -28,6 +28,7 @@ from supernet.errors import ConfigError
 from supernet.space import ArchConfig, SearchSpace
 from supernet.train import calibration_loader, evaluate_subnet, train
 from supernet.train.config import PhaseConfig, TrainConfig
+from supernet.train.rundir import CHECKPOINT
 from supernet.train.trainer import build_supernet
 
 __all__ = ["ARMS", "AblationRow", "ablation_subnets", "no_ps_config", "run_ps_ablation",
@@ -138,7 +139,8 @@ def run_ps_ablation(
               [(label, arch)]) for label, arch in subnets]  # fmt: skip
     rows: list[AblationRow] = []
     for arm, cfg, path, scored in arms:
-        model = train(cfg, path, resume=True).supernet
+        # each arm resumes where it stopped (`--resume` now refuses a run with no checkpoint)
+        model = train(cfg, path, resume=(path / CHECKPOINT).is_file()).supernet
         for label, arch in scored:
             score, _ = evaluate_subnet(model, arch, calib=calib, data=test, device=_device(model))
             rows.append(AblationRow(arm, label, arch.to_json(), round(score.accuracy, 3),
