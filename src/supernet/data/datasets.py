@@ -416,16 +416,9 @@ def load_dataset(name: str, **kwargs) -> DatasetSplits:
         loader = functools.partial(load_image_folder, name[len(FOLDER_PREFIX) :])
         signature = inspect.signature(load_image_folder)
         signature = signature.replace(parameters=list(signature.parameters.values())[1:])
-        try:
-            signature.bind(**kwargs)
-        except TypeError as exc:
-            raise ConfigError(
-                f"dataset {name!r} got bad options {sorted(kwargs)} ({exc}); "
-                f"allowed: {', '.join(signature.parameters)}"
-            ) from exc
-        return loader(**kwargs)
-    loader = _LOADERS[name]
-    signature = inspect.signature(loader)
+    else:
+        loader = _LOADERS[name]
+        signature = inspect.signature(loader)
     try:
         signature.bind(**kwargs)
     except TypeError as exc:
