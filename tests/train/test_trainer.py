@@ -237,8 +237,8 @@ def test_sandwich_resolution_extremes_trains_each_extreme_at_its_own_resolution(
     teacher_inputs = []
     make_teacher = trainer_module._teacher
 
-    def recording_teacher(model):
-        t = make_teacher(model)
+    def recording_teacher(model, *args):
+        t = make_teacher(model, *args)
         t.register_forward_pre_hook(lambda _m, args: teacher_inputs.append(args[0].shape[-1]))
         return t
 

@@ -108,7 +108,9 @@ def import_ofa_run(
     splits = load_run_dataset(config, stats=(IMAGENET_MEAN, IMAGENET_STD))
     torch.manual_seed(config.seed)
     _, supernet = build_supernet(config, splits)  # refuses a dataset that is not 3-channel
-    run_dir = prepare_run_dir(run_dir, config, resume=False, force=force)
+    run_dir, removed = prepare_run_dir(run_dir, config, resume=False, force=force)
+    if removed:
+        log.warning("--force: removed %s from %s", ", ".join(removed), run_dir)
     write_dataset_record(run_dir, config, splits)
     if splits.num_classes != classes:
         log.warning(

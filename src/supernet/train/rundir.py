@@ -116,13 +116,17 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
 def _missing_keys(data: dict[str, Any], *, phases: bool = True) -> list[str]:
     """Keys a run's ``config.yaml`` always holds (it is written whole) that ``data`` lacks; with
     ``phases``, the phases' keys too (only asked of a file that fails to load: runs saved before
-    a phase key existed lack it and still load)."""
+    a phase key existed lack it and still load); without, a phase lacking keys the first phase
+    has (the file was cut inside its last phase)."""
     keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in _LATER_KEYS]
     missing = [k for k in keys if k not in data or (k == "phases" and not data[k])]
     phase_keys = [f.name for f in dataclasses.fields(PhaseConfig)]
-    for i, phase in enumerate((data.get("phases") or []) if phases else []):
-        if isinstance(phase, dict):
+    listed = [p for p in (data.get("phases") or []) if isinstance(p, dict)]
+    for i, phase in enumerate(listed):
+        if phases:
             missing += [f"phases[{i}].{k}" for k in phase_keys if k not in phase]
+        else:  # every phase is written with the same keys: one that lacks some was cut short
+            missing += [f"phases[{i}].{k}" for k in listed[0] if k not in phase]
     return missing
 
 
