@@ -4,6 +4,8 @@ spaces (random weights: sizes do not depend on the weights' values).
 
     python -m benches.mcu_validate [--spaces mbv3-tiny mbv3-tiny-w0.5-r32] [--per-space 10]
                                    [--fit-per-space 0] [--seed 0] [--out FILE.json]
+    python -m benches.mcu_validate --load FILE.json [FILE.json ...]   # no conversion: the
+        # saved measurements against the current model
 
 Per subnet: PTQ (one calibration batch), ``.tflite`` conversion, one TFLM invocation
 (:func:`supernet.export.run_tflm`, public functions of the MCU extra); the model's numbers come
@@ -23,16 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from supernet.cost import block_list_from_config, mcu_cost
-from supernet.cost.mcu import FLASH_FIXED_BYTES, FLASH_PER_OP_BYTES
+from supernet.cost.mcu import CONVERTER_OPS, FLASH_FIXED_BYTES, FLASH_PER_OP_BYTES
 from supernet.cost.mcu_batch import flash_bytes, sram_bytes
-from supernet.space import ConfigBatch, get_space
+from supernet.space import ArchConfig, ConfigBatch, get_space
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,31 @@ def measure_subnet(space_name: str, config, seed: int = 0, keep: Path | None = N
     counts: dict[str, int] = {}
     for op in tflite_operators(tflite):
         counts[op.name] = counts.get(op.name, 0) + op.count
-    one = ConfigBatch.from_configs([config], space)
-    ops = len(mcu_cost(block_list_from_config(config, space), "tflm").layers)
-    flash = int(flash_bytes(one, space)[0])
+    modelled = _modelled(space_name, config)
     return Measured(
-        space_name, config.to_dict(), ops, sum(counts.values()), counts,
-        int(sram_bytes(one, space, planner="tflm")[0]), run.arena_head_bytes, run.arena_bytes,
-        flash, flash - FLASH_FIXED_BYTES - FLASH_PER_OP_BYTES * ops, run.tflite_bytes, seconds,
+        space_name, config.to_dict(), modelled["ops_modelled"], sum(counts.values()), counts,
+        modelled["sram_tflm_bytes"], run.arena_head_bytes, run.arena_bytes,
+        modelled["flash_bytes"], modelled["flash_payload_bytes"], run.tflite_bytes, seconds,
     )  # fmt: skip
+
+
+def _modelled(space_name: str, config) -> dict[str, int]:
+    """The model's columns of :class:`Measured` for one subnet, from the current model."""
+    space = get_space(space_name)
+    one = ConfigBatch.from_configs([config], space)
+    layers = mcu_cost(block_list_from_config(config, space), "tflm").layers
+    ops = sum(layer.kind not in CONVERTER_OPS for layer in layers)  # as FLASH_PER_OP was fitted
+    flash = int(flash_bytes(one, space)[0])
+    sram = int(sram_bytes(one, space, planner="tflm")[0])
+    payload = flash - FLASH_FIXED_BYTES - FLASH_PER_OP_BYTES * ops
+    return {"ops_modelled": ops, "sram_tflm_bytes": sram, "flash_bytes": flash,
+            "flash_payload_bytes": payload}  # fmt: skip
+
+
+def remodel(row: Measured) -> Measured:
+    """``row`` with its modelled columns recomputed by the current model (the measured ones kept):
+    re-analyses saved measurements after a model change without converting again."""
+    return replace(row, **_modelled(row.space, ArchConfig.from_dict(row.config)))
 
 
 def fit_overheads(rows: list[Measured]) -> dict[str, float]:
@@ -167,13 +186,25 @@ def main() -> None:
     parser.add_argument("--fit-per-space", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="JSON of every measured subnet")
-    parser.add_argument("--load", type=Path, default=None, help="re-analyse a saved --out file")
+    parser.add_argument(
+        "--load",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="re-analyse saved --out files (measurements kept, model re-run)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.load:
-        rows = [Measured(**r) for r in json.loads(args.load.read_text())["rows"]]
+        saved = [r for f in args.load for r in json.loads(f.read_text())["rows"]]
+        rows = [remodel(Measured(**r)) for r in saved]
     else:
         rows = mcu_validation(tuple(args.spaces), args.per_space, args.seed, out=args.out)
+    for r in rows:
+        err = 100.0 * (r.sram_tflm_bytes - r.arena_head_bytes) / r.arena_head_bytes
+        print(f"{r.space} r{r.config['resolution']}: arena head {r.arena_head_bytes}, model "
+              f"tflm {r.sram_tflm_bytes} ({err:+.2f}%), total {r.arena_bytes}; .tflite "
+              f"{r.tflite_bytes}, model {r.flash_bytes}")  # fmt: skip
     print(f"{len(rows)} subnets; as modelled: {errors(rows)}")
     if args.fit_per_space:
         k = args.fit_per_space

@@ -171,3 +171,21 @@ def test_mcu_validate_fit_recovers_known_overheads_and_reports_the_worst_error()
     raw = errors(rows)  # model 500 B above payload vs 700 + 90 x ops measured: under
     assert raw["sram_vs_head_worst_pct"] == pytest.approx(100 * 819 / 8192)
     assert raw["flash_worst_pct"] == pytest.approx(100 * (500 - 2500) / 12_500)
+
+
+def test_mcu_validate_remodel_reruns_the_model_and_keeps_the_measurements():
+    from benches.mcu_validate import Measured, remodel
+
+    from supernet.cost import flash_bytes, sram_bytes
+    from supernet.space import get_space
+
+    space = get_space("mbv3-tiny")
+    config = space.smallest()  # r20: the stem input is even, so the model has a stem PAD
+    stale = Measured("mbv3-tiny", config.to_dict(), 1, 99, {"PAD": 1}, 7, 5000, 9000, 8, 3,
+                     123_456, 2.0)  # fmt: skip
+    fresh = remodel(stale)
+    assert fresh.sram_tflm_bytes == int(sram_bytes([config], space, planner="tflm")[0])
+    assert fresh.flash_bytes == int(flash_bytes([config], space)[0])
+    assert fresh.ops_modelled > 1 and fresh.flash_payload_bytes < fresh.flash_bytes
+    measured = ("ops_tflite", "op_counts", "arena_head_bytes", "arena_bytes", "tflite_bytes")
+    assert all(getattr(fresh, k) == getattr(stale, k) for k in measured)

@@ -20,11 +20,13 @@ from supernet.cost import (
 )
 from supernet.cost.mcu import (
     BIAS_BYTES,
+    CONVERTER_OPS,
     FLASH_FIXED_BYTES,
     FLASH_PER_OP_BYTES,
     PLANNERS,
     QUANT_BYTES_PER_CHANNEL,
 )
+from supernet.cost.tflm_planner import converter_pad_side
 from supernet.errors import ConfigError
 from supernet.nn import create_supernet
 from supernet.space import get_space, sample_batch
@@ -91,15 +93,43 @@ def test_depthwise_on_the_kept_skip_itself_is_not_in_place():
 
 
 def test_tflm_peak_of_toy_a_by_hand():
-    # Tensors (16-byte aligned) with (first, last) scope: input 64 (0,1), stem 64 (1,5),
-    # expand 128 (2,3), dw 128 (3,4), project 64 (4,5), add 64 (5,6), b1 expand 192 (6,7), b1 dw
-    # 48 (7,8), b1 project 32 (8,9), pool 16 (9,10) + MEAN scratch 32 (9,9), logits 16 (10,10).
-    # Greedy (largest first): b1 expand @0, dw @0, expand @128, add @192, project @128,
-    # stem output @256 (it overlaps all four), ... → the stem output ends at 256 + 64 = 320.
+    # The converter pads explicitly before a stride-2 conv on an even input (PAD to H + k - 1):
+    # the stem (8x8x1 -> 10x10x1 = 100, aligned 112) and block 1 (4x4x12 -> 6x6x12 = 432).
+    # Tensors (16-byte aligned) with (first, last) scope: input 64 (0,1), stem pad 112 (1,2),
+    # stem 64 (2,6), expand 128 (3,4), dw 128 (4,5), project 64 (5,6), add 64 (6,7), b1 expand
+    # 192 (7,8), b1 pad 432 (8,9), b1 dw 48 (9,10), b1 project 32 (10,11), pool 16 (11,12) +
+    # MEAN scratch 32 (11,11), logits 16 (12,12).
+    # Greedy (largest first): b1 pad @0, b1 expand @432 (they meet in scope 8), dw @0, expand
+    # @128, stem pad @0, add @0, project @128, stem output @256, input @112, ... → the peak is
+    # b1 expand's end, 432 + 192 = 624 (320 without the PADs).
     cost = mcu_cost(TOY_A, "tflm")
-    assert cost.sram_bytes == 320
+    assert cost.sram_bytes == 624
+    assert _layer(cost, "blocks.1.pad").sram_bytes == 624
+    assert _layer(cost, "stem.pad").sram_bytes == 176  # stem pad @0-112 + input @112-176
     assert _layer(cost, "stem").sram_bytes == 320  # the stem output is placed highest
     assert _layer(cost, "classifier").sram_bytes == 80  # pool vector @64 + 16
+
+
+def test_converter_pad_rule_by_hand():
+    # PyTorch pads k // 2 per side; TFLite SAME at stride 2 pads k - 2 on an even input (the
+    # converter then writes PAD to H + k - 1) and k - 1 = PyTorch's on an odd one (no PAD).
+    assert converter_pad_side(16, 5, 2) == 20  # measured: 16x16x48 -> PAD 20x20x48
+    assert converter_pad_side(6, 3, 2) == 8
+    assert converter_pad_side(7, 3, 2) == 0  # odd input: SAME is symmetric, no PAD
+    assert converter_pad_side(16, 7, 1) == 0  # stride 1: no PAD
+    # Toy C: 1x7x7 input (odd) -> stem 4x4x4 without PAD; block 0 k5 s2 on 4x4 (even) with
+    # mid 8: PAD 8x8x8 = 512 B between expand (128) and depthwise (2x2x8 = 32).
+    toy_c = BlockList(
+        name="toy-c", resolution=7, input_channels=1, stem_channels=4,
+        blocks=(MBConvSpec(4, 8, 8, 5, 2, expand=True),), num_classes=2,
+    )  # fmt: skip
+    cost = mcu_cost(toy_c, "tflm")
+    kinds = [(layer.name, layer.kind) for layer in cost.layers]
+    assert ("stem.pad", "pad") not in kinds and ("blocks.0.pad", "pad") in kinds
+    # scope of the PAD: expand output 128 and PAD 512 alive, placed 512 @0, 128 @512
+    assert _layer(cost, "blocks.0.pad").sram_bytes == cost.sram_bytes == 640
+    assert _layer(cost, "blocks.0.pad").flash_bytes == 0  # in the fitted per-op bytes
+    assert _layer(mcu_cost(toy_c, "naive"), "blocks.0.pad").sram_bytes is None
 
 
 def test_flash_by_hand():
@@ -192,7 +222,7 @@ def test_block_list_of_a_config_has_the_subnets_weights():
     net = block_list_from_config(config, space)
     flash = mcu_cost(net).flash_bytes
     channels = sum(m.weight.shape[0] for m in subnet.modules() if isinstance(m, convs))
-    ops = len(mcu_cost(net).layers)
+    ops = sum(layer.kind not in CONVERTER_OPS for layer in mcu_cost(net).layers)  # no PAD
     overhead = channels * (BIAS_BYTES + QUANT_BYTES_PER_CHANNEL) + ops * FLASH_PER_OP_BYTES
     assert flash - overhead - FLASH_FIXED_BYTES == expected
 

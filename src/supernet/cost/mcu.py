@@ -22,9 +22,16 @@ planner (:data:`PLANNERS`):
   (so a skip's input stays alive through its block), 16-byte aligned, plus scratch buffers
   (int8 ``MEAN`` asks for ``4 ×`` its output elements). The modelled graph: conv /
   depthwise conv with ReLU / ReLU6 fused, h-swish a separate ``HARD_SWISH`` op, SE as ``MEAN``,
-  conv, conv, a gate op and ``MUL``, the skip an ``ADD``, the pool a ``MEAN``, then the head.
-  The converter's tensor order (which only breaks ties between equal sizes) and the persistent
-  part of the arena are not modelled.
+  conv, conv, a gate op and ``MUL``, the skip an ``ADD``, the pool a ``MEAN``, then the head;
+  before a stride-2 conv on an even input (the stem, stride-2 depthwise convs) the converter's
+  explicit ``PAD`` to ``(H + k − 1)² × C`` int8, alive from the PAD to the conv
+  (:func:`~supernet.cost.tflm_planner.converter_pad_side`; listed as ``"pad"`` layers, no Flash
+  of their own, not counted by ``naive`` / ``tinyengine``). This matches the planned ("head")
+  part of the arena TFLM's recording allocator reports to the byte on the 12 subnets of
+  ``benches.mcu_validate`` (docs/results/mcu-validation.md). The converter's layout RESHAPEs
+  (input NCHW → NHWC, SE) are left out (the match holds without them); the converter's tensor
+  order (which only breaks ties between equal sizes) and the persistent part of the arena
+  (tensor structs, quantization data: the "tail") are not modelled.
 
 Flash = int8 weights + int32 biases (BN folded into convs) + per-output-channel quantization
 parameters of weight and bias (TFLite stores a float32 scale and an int64 zero point per channel)
@@ -40,11 +47,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from supernet.cost.mcu_net import BlockList
-from supernet.cost.tflm_planner import Buffer, align_up, greedy_plan, live_high_water
+from supernet.cost.tflm_planner import (
+    Buffer,
+    align_up,
+    converter_pad_side,
+    greedy_plan,
+    live_high_water,
+)
 from supernet.errors import ConfigError
 
 __all__ = [
     "BIAS_BYTES",
+    "CONVERTER_OPS",
     "FLASH_FIXED_BYTES",
     "FLASH_PER_OP_BYTES",
     "PLANNERS",
@@ -54,6 +68,10 @@ __all__ = [
     "check_planner",
     "mcu_cost",
 ]
+
+CONVERTER_OPS = ("pad",)
+"""Operator kinds the converter adds (not layers of the network): no Flash of their own, not
+counted by ``naive`` / ``tinyengine``; the ``tflm`` planner places their output tensors."""
 
 PLANNERS = ("naive", "tflm", "tinyengine")
 """Memory planners the SRAM model knows (see the module docstring)."""
@@ -144,7 +162,11 @@ def _graph(net: BlockList, planner: str) -> _Graph:
     size = -(-r // net.stem_stride)
     image, stem_out = r * r * c_in, size * size * net.stem_channels
     stem_weights = c_in * net.stem_kernel**2 * net.stem_channels
-    x = g.conv("stem", g.tensor(image), stem_out, stem_weights, net.stem_channels, net.stem_act)
+    x = g.tensor(image)
+    side = converter_pad_side(r, net.stem_kernel, net.stem_stride)
+    if side:
+        x = g.op("stem.pad", "pad", (x,), side * side * c_in)
+    x = g.conv("stem", x, stem_out, stem_weights, net.stem_channels, net.stem_act)
     g.counted["stem"] = image + stem_out
     for i, (b, (s_in, s_out)) in enumerate(zip(net.blocks, net.sizes(), strict=True)):
         p = f"blocks.{i}"
@@ -156,6 +178,9 @@ def _graph(net: BlockList, planner: str) -> _Graph:
             t = g.conv(f"{p}.expand", x, t_in, b.in_channels * b.mid_channels, b.mid_channels,
                        b.act)  # fmt: skip
             g.counted[f"{p}.expand"] = x_el + t_in
+        side = converter_pad_side(s_in, b.kernel_size, b.stride)
+        if side:
+            t = g.op(f"{p}.pad", "pad", (t,), side * side * b.mid_channels)
         t = g.conv(f"{p}.depthwise", t, t_out, b.mid_channels * b.kernel_size**2,
                    b.mid_channels, b.act, kind="depthwise")  # fmt: skip
         if planner == "tinyengine" and (b.expand or not b.residual):
@@ -194,7 +219,9 @@ def _graph(net: BlockList, planner: str) -> _Graph:
     return g
 
 
-def _op_flash(weights: int, channels: int) -> int:
+def _op_flash(kind: str, weights: int, channels: int) -> int:
+    if kind in CONVERTER_OPS:
+        return 0  # their bytes are in FLASH_PER_OP_BYTES of the modelled ops (fitted so)
     return weights + channels * (BIAS_BYTES + QUANT_BYTES_PER_CHANNEL) + FLASH_PER_OP_BYTES
 
 
@@ -237,7 +264,7 @@ def mcu_cost(net: BlockList, planner: str = "tflm") -> McuCost:
     layers = []
     for k, (name, kind, _, _, weights, channels, _) in enumerate(g.ops):
         sram = tflm[k] if tflm is not None else g.counted.get(name)
-        layers.append(McuLayer(name, kind, sram, _op_flash(weights, channels)))
+        layers.append(McuLayer(name, kind, sram, _op_flash(kind, weights, channels)))
     peak = max(layer.sram_bytes or 0 for layer in layers)
     flash = sum(layer.flash_bytes for layer in layers) + FLASH_FIXED_BYTES
     return McuCost(planner, tuple(layers), int(peak), int(flash))

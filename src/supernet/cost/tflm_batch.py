@@ -3,8 +3,10 @@ once: the same numbers as planning each subnet's graph (:func:`supernet.cost.mcu
 ``planner="tflm"``; tested equal), vectorized over the configs.
 
 Every subnet of a space is laid on one padded timeline: all block slots' operators in order,
-an inactive slot's tensors with size 0 (never placed). Inserting scopes in which nothing new is
-alive keeps which buffers meet in time, so each subnet's plan is unchanged. The greedy planner
+an inactive slot's tensors with size 0 (never placed); likewise the converter's PAD before a
+stride-2 conv is an operator of every subnet, of size 0 where that subnet's input is odd.
+Inserting scopes in which nothing new is alive keeps which buffers meet in time, so each
+subnet's plan is unchanged. The greedy planner
 then runs one step per buffer rank (largest first, as TFLM sorts) for all subnets together; at
 each step only the buffers that can ever meet the placed one (fixed per batch, a few dozen in a
 chain of MBConv blocks) are looked at.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from supernet.cost.macs import SubnetShapes
-from supernet.cost.tflm_planner import TFLM_ALIGNMENT_BYTES
+from supernet.cost.tflm_planner import TFLM_ALIGNMENT_BYTES, converter_pad_side
 
 __all__ = ["tflm_sram_of_shapes"]
 
@@ -80,18 +82,25 @@ def _timeline(sh: SubnetShapes) -> _Timeline:
     g = _Timeline(n)
     stem_area = sh.stem_size**2
     image = g.tensor(sh.resolution**2 * sp.input_channels, 0)
-    x = g.conv(stem_area * sp.stem_width, image, sp.head_act)
+    side = converter_pad_side(sh.resolution, 3, sp.stem_stride)  # the converter's PAD, if any
+    pad = g.op(side**2 * sp.input_channels, (image,), side > 0)
+    x = g.conv(stem_area * sp.stem_width, np.where(side > 0, pad, image), sp.head_act)
     # the fixed first block: depthwise (ReLU fused), project, add where it keeps the stem width
     t = g.op(stem_area * sp.stem_width, (x,))
     y = g.op(stem_area * sp.first_block_width, (t,))
     x = g.op(stem_area * sp.first_block_width, (y, x)) if sh.first_block_residual else y
     cur = np.full(n, x, dtype=np.int64)  # the buffer holding each subnet's current activation
     acts = [st.act for st in sp.stages for _ in range(st.max_depth)]
+    strides = [st.stride if i == 0 else 1 for st in sp.stages for i in range(st.max_depth)]
     for s in range(sp.num_blocks):
         on = sh.active[:, s]
         in_area, out_area = sh.in_size[:, s] ** 2, sh.out_size[:, s] ** 2
         mid, se = sh.mid_channels[:, s], sh.se_mid_channels[:, s]
         e = g.conv(in_area * mid, cur, acts[s], on)
+        if strides[s] == 2:  # the converter's PAD before a stride-2 depthwise conv, if any
+            side = np.where(on, converter_pad_side(sh.in_size[:, s], sh.kernel_size[:, s], 2), 0)
+            pad = g.op(side**2 * mid, (e,), side > 0)
+            e = np.where(side > 0, pad, e)
         d = g.conv(out_area * mid, e, acts[s], on)
         if sh.use_se[s]:
             v = g.op(mid, (d,), on, scratch=4 * mid)

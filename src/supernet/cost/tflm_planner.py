@@ -30,12 +30,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from supernet.errors import ConfigError
 
-__all__ = ["TFLM_ALIGNMENT_BYTES", "Buffer", "align_up", "greedy_plan", "live_high_water"]
+__all__ = [
+    "TFLM_ALIGNMENT_BYTES",
+    "Buffer",
+    "align_up",
+    "converter_pad_side",
+    "greedy_plan",
+    "live_high_water",
+]
 
 TFLM_ALIGNMENT_BYTES = 16
 """Arena alignment of every non-persistent buffer (TFLM ``MicroArenaBufferAlignment()``)."""
+
+
+def converter_pad_side(size, kernel, stride):
+    """Side of the explicit ``PAD`` output the converter (litert-torch) puts before a ``kernel``
+    × ``kernel`` conv of ``stride`` on a ``size`` × ``size`` input, or 0 where it puts none.
+
+    PyTorch pads ``k // 2`` on every side; TFLite's SAME padding pads ``max((ceil(H / s) − 1) s +
+    k − H, 0)`` in total, the odd pixel at the end. They agree at stride 1 (odd ``k``) and at
+    stride 2 on an odd input; at stride 2 on an even input they differ, so the converter writes
+    ``PAD`` (to ``H + k − 1``, symmetric) and a VALID conv. Read from the ``.tflite`` files of
+    ``benches.mcu_validate`` (docs/results/mcu-validation.md): e.g. 16×16×48, k 5, stride 2 →
+    PAD 20×20×48; 10×10 → 5×5 and 7×7 → 4×4 at stride 2 have no PAD.
+
+    Shapes: scalars or numpy arrays (broadcast) → the same shape, int.
+    """
+    needs = (np.asarray(stride) == 2) & (np.asarray(size) % 2 == 0) & (np.asarray(kernel) > 1)
+    side = np.where(needs, np.asarray(size) + np.asarray(kernel) - 1, 0)
+    return int(side) if side.ndim == 0 else side
 
 
 def align_up(size: int, alignment: int = TFLM_ALIGNMENT_BYTES) -> int:
