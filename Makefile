@@ -68,7 +68,8 @@ lint:
 	lint-imports
 
 test: setup lint
-	$(PYTHON) -m pytest -q
+	# two worker processes (pytest-xdist): the suite is mostly single-threaded Python on 2 cores
+	$(PYTHON) -m pytest -q -n 2
 	@start=$$(date +%s); $(MAKE) --no-print-directory smoke-steps SMOKE_RUN=$$(mktemp -d)/smoke && \
 	  echo "smoke pipeline: $$(( $$(date +%s) - start )) s"
 
