@@ -57,6 +57,7 @@ class _SlowTimer(latency_module.Timer):
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # measured latency: a test running beside it would make it miss its budget
 def test_after_a_slowdown_the_specialized_subnet_meets_its_measured_budget(
     trained_run, tmp_path, monkeypatch
 ):
