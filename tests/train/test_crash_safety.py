@@ -137,7 +137,10 @@ def test_sigkill_at_a_random_moment_then_resume_finishes_the_same_run(tmp_path, 
         time.sleep(random.Random(seed).uniform(0.3, 0.9) * duration)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
-        resumed = _cli_train(work, "--resume")
+        # killed before its first checkpoint, a run has nothing to resume (and --resume says so):
+        # it starts again with --force, as the message advises
+        again = "--resume" if (work / "run" / CHECKPOINT).is_file() else "--force"
+        resumed = _cli_train(work, again)
         out, _ = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, out[-3000:]
         with open(work / "run" / "metrics.csv") as f:
