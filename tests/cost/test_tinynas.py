@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from supernet.cost import flash_bytes, macs, sram_bytes
-from supernet.cost.tinynas import rank_spaces
+from supernet.cost.tinynas import naive_shrink_space, rank_spaces
 from supernet.errors import ConfigError, SearchError
-from supernet.space import get_space
+from supernet.space import ConfigBatch, get_space
 
 SPACES = ["mbv3-tiny-w0.25-r16", "mbv3-tiny-w0.5-r24", "mbv3-tiny-w1-r32"]
 
@@ -88,3 +88,36 @@ def test_bad_arguments_name_the_value(kwargs, message):
 def test_bad_budget_is_refused():
     with pytest.raises(ConfigError, match="max_sram_bytes = 0 must be a positive"):
         rank_spaces(0, 1e6)
+
+
+def _largest_cost(name: str, planner: str = "tinyengine") -> tuple[int, int]:
+    space = get_space(name)
+    batch = ConfigBatch.from_configs([space.largest()], space)
+    return int(sram_bytes(batch, space, planner=planner)[0]), int(flash_bytes(batch, space)[0])
+
+
+def test_naive_shrinking_takes_the_widest_space_whose_largest_subnet_fits():
+    sram, flash = _largest_cost("mbv3-tiny-w0.5-r32")
+    _, wider_flash = _largest_cost("mbv3-tiny-w0.75-r32")
+    assert wider_flash > flash  # the budget below sits between the two widths
+    assert naive_shrink_space(10**9, flash) == "mbv3-tiny-w0.5-r32"
+    assert naive_shrink_space(10**9, wider_flash - 1) == "mbv3-tiny-w0.5-r32"
+    assert naive_shrink_space(10**9, wider_flash) == "mbv3-tiny-w0.75-r32"
+    assert naive_shrink_space(10**9, 10**9) == "mbv3-tiny-w1-r32"
+    # an SRAM budget: the answer's largest subnet fits it, and the next width's does not
+    chosen = naive_shrink_space(sram, 10**9)
+    assert _largest_cost(chosen)[0] <= sram
+    widths = [
+        "mbv3-tiny-w0.25-r32",
+        "mbv3-tiny-w0.5-r32",
+        "mbv3-tiny-w0.75-r32",
+        "mbv3-tiny-w1-r32",
+    ]
+    wider = widths[widths.index(chosen) + 1 :]
+    assert all(_largest_cost(name)[0] > sram for name in wider)
+
+
+def test_naive_shrinking_below_the_narrowest_width_names_what_it_needs():
+    sram, flash = _largest_cost("mbv3-tiny-w0.25-r32")
+    with pytest.raises(SearchError, match=rf"mbv3-tiny-w0.25-r32, needs SRAM {sram} and Flash"):
+        naive_shrink_space(10**9, flash - 1)

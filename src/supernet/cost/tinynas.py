@@ -24,8 +24,9 @@ from supernet.cost.mcu import check_planner
 from supernet.cost.mcu_batch import flash_of_shapes, sram_of_shapes
 from supernet.errors import ConfigError, SearchError
 from supernet.space import ConfigBatch, get_space, sample_batch, tinynas_space_names
+from supernet.space.presets import TINYNAS_RESOLUTIONS, TINYNAS_WIDTHS
 
-__all__ = ["SpaceScore", "TinyNASResult", "rank_spaces"]
+__all__ = ["SpaceScore", "TinyNASResult", "naive_shrink_space", "rank_spaces"]
 
 
 @dataclass(frozen=True)
@@ -165,3 +166,52 @@ def rank_spaces(
         ),
     )
     return TinyNASResult(tuple(scores[i] for i in order), budget[0], budget[1], planner)
+
+
+def naive_shrink_space(
+    max_sram_bytes: float,
+    max_flash_bytes: float,
+    *,
+    planner: str = "tinyengine",
+    base: str = "mbv3-tiny",
+) -> str:
+    """The baseline TinyNAS is measured against: shrink the network uniformly until it fits.
+
+    Keeps the largest resolution of the TinyNAS grid and takes the largest width multiplier whose
+    *largest* subnet fits both budgets (int8 SRAM under ``planner``, Flash) — so every subnet of
+    the returned space fits, as when a designer scales a model's width down until it fits the
+    device. MCUNet compares TinyNAS with this kind of scaling (arXiv 2007.10319, Sec. 3.1 and
+    Fig. 3: the space picked by the fitting models' MACs beats a uniformly shrunk one).
+
+    Args:
+        max_sram_bytes, max_flash_bytes: the budget in bytes.
+        planner: ``naive``, ``tflm`` or ``tinyengine``.
+        base: the TinyNAS family's base space.
+
+    Returns:
+        A space name such as ``mbv3-tiny-w0.5-r32``.
+
+    Raises:
+        ConfigError: a bad planner.
+        SearchError: not even the narrowest width's largest subnet fits (names its SRAM and Flash).
+    """
+    check_planner(planner)
+    resolution = max(TINYNAS_RESOLUTIONS)
+    last = None
+    for width in sorted(TINYNAS_WIDTHS, reverse=True):
+        name = f"{base}-w{width:g}-r{resolution}"
+        space = get_space(name)
+        shapes = SubnetShapes.from_configs(
+            ConfigBatch.from_configs([space.largest()], space), space
+        )
+        sram = int(sram_of_shapes(shapes, planner)[0])
+        flash = int(flash_of_shapes(shapes)[0])
+        if sram <= max_sram_bytes and flash <= max_flash_bytes:
+            return name
+        last = (name, sram, flash)
+    assert last is not None
+    raise SearchError(
+        f"no width of {base} at resolution {resolution} fits SRAM <= {max_sram_bytes:.0f} and "
+        f"Flash <= {max_flash_bytes:.0f} bytes with its largest subnet; the narrowest, "
+        f"{last[0]}, needs SRAM {last[1]} and Flash {last[2]} bytes"
+    )
