@@ -232,3 +232,27 @@ def test_nothing_to_train_is_an_error():
     model = _linear().requires_grad_(False)
     with pytest.raises(ConfigError, match="no parameter of the model trains"):
         make_optimizer(model, TransferConfig(), 1)
+
+
+def test_an_update_transform_replaces_every_steps_gradients():
+    splits = _toy_splits()
+    config = TransferConfig(method="full", epochs=2, lr=0.05, batch_size=5)
+    seen: list[tuple[int, tuple[str, ...]]] = []
+
+    def zero(grads, step):
+        seen.append((step, tuple(grads)))
+        return {name: torch.zeros_like(g) for name, g in grads.items()}
+
+    model = _linear()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = train_transfer(model, splits, config, resolution=6, update_transform=zero)
+    assert [s for s, _ in seen] == list(range(result.steps))
+    assert all(names == ("1.weight", "1.bias") for _, names in seen)
+    for name, p in model.named_parameters():  # Adam on all-zero gradients does not move
+        assert torch.equal(p.detach(), before[name])
+    trained = _linear()
+    train_transfer(trained, splits, config, resolution=6, update_transform=lambda g, s: g)
+    plain = _linear()
+    train_transfer(plain, splits, config, resolution=6)
+    for a, b in zip(trained.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b)  # the identity transform is the plain training

@@ -21,7 +21,7 @@ from supernet.cli.cost import cost
 from supernet.cli.import_ofa import import_ofa
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
-from supernet.cli.privacy import dlg, privacy_app
+from supernet.cli.privacy import defense_cost, dlg, privacy_app
 from supernet.cli.quantize import quantize
 from supernet.cli.specialize import search, specialize
 from supernet.cli.tinynas import tinynas
@@ -222,6 +222,7 @@ app.command(cls=SingleValueCommand)(tinynas)
 app.command(cls=SingleValueCommand)(transfer)
 app.command("import-ofa", cls=SingleValueCommand)(import_ofa)
 privacy_app.command("dlg", cls=SingleValueCommand)(dlg)
+privacy_app.command("cost", cls=SingleValueCommand)(defense_cost)
 app.add_typer(privacy_app, name="privacy")
 app.command(cls=SingleValueCommand)(quantize)
 

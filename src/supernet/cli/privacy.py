@@ -14,7 +14,7 @@ from rich.table import Table
 
 from supernet.cli.console import console, friendly
 
-__all__ = ["MODELS", "dlg", "privacy_app"]
+__all__ = ["MODELS", "defense_cost", "dlg", "privacy_app"]
 
 MODELS = ("transfer", "lenet")
 
@@ -183,4 +183,83 @@ def dlg(
     console.print(table)
     command = shlex.join(["supernet", *sys.argv[1:]]) if sys.argv[1:2] == ["privacy"] else ""
     paths = write_privacy_report(rows, out, command=command)
+    console.print(f"saved {', '.join(escape(str(p)) for p in paths)}", soft_wrap=True)
+
+
+@friendly
+def defense_cost(
+    run_dir: Annotated[
+        Path, typer.Option("--run-dir", help="Run directory written by `supernet train`.")
+    ],
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="TinyTL method trained on the target: full, last, norm+last, bias+last, "
+            "tinytl-l, tinytl-l+b (repeatable) [default: tinytl-l+b]."
+        ),
+    ] = None,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Defense applied to every step's update: pruning:P, gaussian:S, laplacian:S, "
+            "fp16, int8 (repeatable); `none`, the baseline, is always trained."
+        ),
+    ] = None,
+    target: Annotated[str, typer.Option(help="The transfer target.")] = "digits",
+    subnet: Annotated[
+        str, typer.Option(help="largest, smallest, middle or ArchConfig JSON.")
+    ] = "smallest",
+    epochs: Annotated[int, typer.Option(min=1, help="Transfer epochs per training.")] = 5,
+    train_limit: Annotated[
+        int | None, typer.Option(min=1, help="Training images per epoch (default: all).")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the classifier, order and noise.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Output folder [default: RUN/privacy].")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Intra-op CPU threads (default: torch's; 1 beside other jobs)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps.")] = "cpu",
+) -> None:
+    """The accuracy a defense costs: train the transfer task on defended updates only.
+
+    For every method: one training without a defense, then one per --defense, each from the same
+    weights with the same recipe and batch order, every step's gradient defended before the
+    optimizer uses it (the update a device shares in federated learning; DLG, arXiv 1906.08935,
+    Sec. 5). Writes OUT/privacy_cost.md (test accuracy and drop in points against `none`) and
+    privacy_cost.json.
+
+    Example: supernet privacy cost --run-dir runs/fashion-mnist-quick --defense pruning:0.2
+    --defense gaussian:0.01
+    """
+    from supernet.privacy import defense_accuracy_cost, parse_defense
+    from supernet.report.privacy import write_defense_cost_report
+    from supernet.runtime import set_threads
+    from supernet.train import load_run
+    from supernet.transfer import check_method
+
+    set_threads(threads)
+    defenses = [parse_defense("none")]
+    for text in defense or []:
+        parsed = parse_defense(text)
+        if parsed not in defenses:
+            defenses.append(parsed)
+    methods = [check_method(m) for m in dict.fromkeys(method or ["tinytl-l+b"])]
+    loaded = load_run(run_dir, device=device)
+    rows = []
+    for m in methods:
+
+        def on_result(r) -> None:
+            console.print(
+                f"{r.method} {r.defense}: test {r.test_accuracy:.2f}% "
+                f"(drop {r.drop_points:+.2f} points), {r.seconds:.0f} s"
+            )
+
+        rows += defense_accuracy_cost(loaded, m, defenses, target=target, subnet=subnet,
+                                      epochs=epochs, train_limit=train_limit, seed=seed,
+                                      device=device, on_result=on_result)  # fmt: skip
+    command = shlex.join(["supernet", *sys.argv[1:]]) if sys.argv[1:2] == ["privacy"] else ""
+    setting = f"subnet {subnet} of {Path(run_dir).name}, target {target}, {epochs} epochs"
+    paths = write_defense_cost_report(rows, out or Path(run_dir) / "privacy", setting=setting,
+                                      command=command)  # fmt: skip
     console.print(f"saved {', '.join(escape(str(p)) for p in paths)}", soft_wrap=True)

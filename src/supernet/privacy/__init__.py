@@ -5,6 +5,7 @@ References: Zhu, Liu, Han, "Deep Leakage from Gradients", NeurIPS'19, arXiv 1906
 Zhao, Mopuri, Bilen, "iDLG", arXiv 2001.02610; Cai et al., "TinyTL", NeurIPS'20, arXiv 2007.11622.
 """
 
+from supernet.privacy.accuracy_cost import DefenseCost, defense_accuracy_cost
 from supernet.privacy.defenses import DEFENSES, Defense, parse_defense, prune_smallest
 from supernet.privacy.dlg import (
     LABEL_STRATEGIES,
@@ -36,12 +37,14 @@ __all__ = [
     "PSNR_LEAK_DB",
     "AttackRow",
     "Defense",
+    "DefenseCost",
     "LeNet",
     "MissingDependencyError",
     "Reconstruction",
     "SeedResult",
     "Victim",
     "attack_seed",
+    "defense_accuracy_cost",
     "dlg_attack",
     "gradient_distance",
     "lenet_victim",

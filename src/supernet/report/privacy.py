@@ -16,9 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from supernet.checkpoint import write_text_atomic
+from supernet.privacy.accuracy_cost import DefenseCost
 from supernet.privacy.experiment import PSNR_LEAK_DB, AttackRow
 
-__all__ = ["plot_psnr_curves", "plot_reconstructions", "privacy_markdown", "write_privacy_report"]
+__all__ = [
+    "plot_psnr_curves",
+    "plot_reconstructions",
+    "privacy_markdown",
+    "write_defense_cost_report",
+    "write_privacy_report",
+]
 
 MARKDOWN = "privacy.md"
 GRID = "reconstructions.png"
@@ -186,3 +193,35 @@ def write_privacy_report(
         os.replace(tmp, out / name)
         paths.append(out / name)
     return paths
+
+
+COST_MARKDOWN = "privacy_cost.md"
+COST_JSON = "privacy_cost.json"
+
+
+def write_defense_cost_report(
+    rows: Sequence[DefenseCost], out_dir: str | Path, *, setting: str = "", command: str = ""
+) -> list[Path]:
+    """Write ``privacy_cost.md`` (method, defense, test accuracy, drop against ``none``) and
+    ``privacy_cost.json`` into ``out_dir`` (created), atomically; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# Accuracy cost of the defenses (transfer task, every update defended)", ""]
+    if setting:
+        lines += [setting, ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += [
+        "| method | defense | test acc (%) | drop vs none (points) | val acc (%) | steps | s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        drop = "" if math.isnan(r.drop_points) else f"{r.drop_points:+.2f}"
+        lines.append(
+            f"| {r.method} | {r.defense} | {r.test_accuracy:.2f} | {drop} | "
+            f"{r.val_accuracy:.2f} | {r.steps} | {r.seconds:.0f} |"
+        )
+    write_text_atomic(out / COST_MARKDOWN, "\n".join(lines) + "\n")
+    payload = {"setting": setting, "command": command, "rows": [r.to_dict() for r in rows]}
+    write_text_atomic(out / COST_JSON, json.dumps(payload, indent=2, allow_nan=True) + "\n")
+    return [out / COST_MARKDOWN, out / COST_JSON]

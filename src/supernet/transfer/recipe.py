@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
@@ -242,6 +243,17 @@ class TransferResult:
     train_seconds: float
 
 
+def _transform_update(
+    model: nn.Module,
+    transform: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]],
+    step: int,
+) -> None:
+    params = {n: p for n, p in model.named_parameters() if p.grad is not None}
+    new = transform({n: p.grad for n, p in params.items()}, step)
+    for name, grad in new.items():
+        params[name].grad = grad.to(params[name].grad.dtype)
+
+
 def train_transfer(
     model: nn.Module,
     splits: DatasetSplits,
@@ -251,6 +263,8 @@ def train_transfer(
     device: torch.device | str = "cpu",
     label: str = "",
     reporter: TransferReporter | None = None,
+    update_transform: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]]
+    | None = None,
 ) -> TransferResult:
     """Train ``model`` (built by :func:`~supernet.transfer.methods.build_transfer_model`, its
     trainable parameters chosen) on ``splits.train`` with the recipe ``config``, in place.
@@ -259,6 +273,11 @@ def train_transfer(
     images are resized to ``resolution`` (bilinear) after normalization; the loss is
     cross-entropy with label smoothing. After every epoch the model is scored on ``splits.val``;
     ``splits.test`` is scored once, after the last epoch. The model is left in train mode.
+
+    ``update_transform(grads, step)``, when given, receives every step's gradients of the
+    trainable parameters (``{name: grad}``) before the optimizer step and returns the gradients
+    the step uses instead — the update a device shares after a defense (federated learning; see
+    :mod:`supernet.privacy.defenses`).
 
     Shapes: the splits hold images ``[N, C, H, W]``; the model sees ``[B, C, resolution,
     resolution]`` and returns logits ``[B, num_classes]``.
@@ -294,6 +313,8 @@ def train_transfer(
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if update_transform is not None:
+                    _transform_update(model, update_transform, steps)
                 optimizer.step()
                 schedule.step()
                 steps += 1
