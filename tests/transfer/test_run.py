@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -97,3 +98,40 @@ def test_a_run_records_its_rows_and_continues(trained_run, tmp_path):
 def test_a_budget_needs_adaptation(trained_run, tmp_path):
     with pytest.raises(ConfigError, match="a memory budget needs subnet 'adapt', not 'largest'"):
         run_transfer(trained_run, subnet="largest", memory_budget=10**6, out_dir=tmp_path)
+
+
+def test_lite_residual_everywhere_reaches_the_baselines_and_each_row_has_its_peak(
+    trained_run, tmp_path
+):
+    recipe = dataclasses.replace(QUICK, lite_residual_everywhere=True)
+    plain = run_transfer(trained_run, methods=["last"], subnet="smallest", recipe=QUICK,
+                         out_dir=tmp_path / "plain", device="cpu")  # fmt: skip
+    lite = run_transfer(trained_run, methods=["last"], subnet="smallest", recipe=recipe,
+                        out_dir=tmp_path / "lite", device="cpu")  # fmt: skip
+    a, b = plain.rows[0], lite.rows[0]
+    assert a.trainable_params == b.trainable_params  # `last` keeps the lite residuals frozen
+    assert b.frozen_params > a.frozen_params  # ... but its network carries them
+    for r in (a, b):
+        assert r.measured_peak_step_bytes is not None and r.measured_peak_step_bytes > 0
+    assert lite.settings["recipe"]["lite_residual_everywhere"] is True
+    from supernet.report.transfer import transfer_markdown
+
+    md = transfer_markdown(lite)
+    assert "peak step |" in md
+    assert f"| {b.measured_peak_step_bytes / 1e6:.2f} |" in md
+
+
+def test_results_written_before_the_peak_and_the_option_still_continue(trained_run, tmp_path):
+    out = tmp_path / "old"
+    first = run_transfer(trained_run, methods=["last"], subnet="smallest", recipe=QUICK,
+                         out_dir=out, device="cpu")  # fmt: skip
+    saved = json.loads((out / RESULTS_JSON).read_text())
+    del saved["settings"]["recipe"]["lite_residual_everywhere"]
+    for row in saved["rows"]:
+        del row["measured_peak_step_bytes"]
+    (out / RESULTS_JSON).write_text(json.dumps(saved))
+    again = run_transfer(trained_run, methods=["last"], subnet="smallest", recipe=QUICK,
+                         out_dir=out, device="cpu")  # fmt: skip
+    assert again.skipped == ("last",)
+    assert again.rows[0].measured_peak_step_bytes is None
+    assert again.rows[0].test_accuracy == first.rows[0].test_accuracy

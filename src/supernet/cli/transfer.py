@@ -143,6 +143,14 @@ def transfer(
         ),
     ] = False,
     batch_one: Annotated[bool, typer.Option(help="Also train tinytl-l+b at batch size 1.")] = False,
+    lite_residual_everywhere: Annotated[
+        bool,
+        typer.Option(
+            help="Give every method's network the lite residual modules, as the TinyTL "
+            "reference's baselines have them (frozen or trained by the method's rule); default: "
+            "only tinytl-l and tinytl-l+b."
+        ),
+    ] = False,
     convert_channels: Annotated[
         bool, typer.Option(help="Convert a folder's images to the supernet's channel count.")
     ] = False,
@@ -168,8 +176,9 @@ def transfer(
     `tinytl-l` (lite residual modules), `tinytl-l+b`. Recipe: Adam, cosine decay per step, label
     smoothing 0.1, dropout 0.2. Each method's row records test accuracy, trainable parameters,
     modelled training memory (paper B·A+P and a full accounting) and measured bytes of one real
-    step; rows go to OUT/transfer.csv and transfer.json as they finish (a rerun continues), the
-    table to transfer.md and accuracy vs memory to transfer.png. Memory is in MB = 10^6 bytes.
+    step (what it holds, and the real peak of its own allocations); rows go to OUT/transfer.csv
+    and transfer.json as they finish (a rerun continues), the table to transfer.md and accuracy
+    vs memory to transfer.png. Memory is in MB = 10^6 bytes.
     """
     from supernet.errors import ConfigError
     from supernet.report.transfer import write_transfer_report
@@ -190,6 +199,7 @@ def transfer(
     recipe = TransferConfig(method=method, lr=lr, batch_size=batch_size,
                             quantize_frozen=quantize_frozen, efficient=efficient,
                             train_limit=train_limit, seed=seed,
+                            lite_residual_everywhere=lite_residual_everywhere,
                             **{k: v for k, v in optional.items() if v is not None})  # fmt: skip
     set_threads(threads)
     methods = METHODS if compare else (method,)
@@ -230,12 +240,14 @@ def transfer(
         console.print(f"kept from an earlier run: {', '.join(outcome.skipped)} (--force reruns)")
     table = Table(title=f"{escape(outcome.target.name)} ← {describe(outcome.config)}")
     for col in ("method", "B", "trainable", "test acc (%)", "paper MB", "measured MB",
-                "measured/modelled", "train s"):  # fmt: skip
+                "measured/modelled", "peak step MB", "train s"):  # fmt: skip
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in outcome.rows:
         table.add_row(r.key, str(r.batch_size), f"{r.trainable_params:,}",
                       f"{r.test_accuracy:.2f}", f"{r.paper_total_bytes / MB:.2f}",
                       f"{r.measured_total_bytes / MB:.2f}", f"{r.measured_over_modelled:.3f}",
+                      "–" if r.measured_peak_step_bytes is None
+                      else f"{r.measured_peak_step_bytes / MB:.2f}",
                       f"{r.train_seconds:.0f}")  # fmt: skip
     console.print(table)
     md, png = write_transfer_report(outcome)

@@ -57,12 +57,13 @@ def transfer_markdown(outcome: TransferOutcome) -> str:
         "Memory in MB (10^6 bytes) at the row's batch size B. Paper: B·A + P (TinyTL accounting). "
         "Full: peak activations + parameters + gradients + Adam state. Measured: one real step's "
         "saved activations + parameters + gradients + Adam state; measured/modelled compares it "
-        "with the same parts modelled. × less: the `full` row's memory over this row's.",
+        "with the same parts modelled. Peak step: the most bytes one real step's own allocations "
+        "held at once (a tracking allocator). × less: the `full` row's memory over this row's.",
         "",
         "| method | B | trainable params | test acc (%) | Δ vs full (pts) | paper B·A+P | "
         "× less (paper) | full accounting | measured | × less (measured) | measured/modelled | "
-        "train (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "peak step | train (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in outcome.rows:
         full = _full(outcome.rows, r.batch_size) or _full(outcome.rows, s["batch_size"])
@@ -70,11 +71,12 @@ def transfer_markdown(outcome: TransferOutcome) -> str:
         delta = "–" if full is None else f"{r.test_accuracy - full.test_accuracy:+.2f}"
         paper = _ratio(full.paper_total_bytes, r.paper_total_bytes) if same_b else "–"
         measured = _ratio(full.measured_total_bytes, r.measured_total_bytes) if same_b else "–"
+        peak = "–" if r.measured_peak_step_bytes is None else _mb(r.measured_peak_step_bytes)
         lines.append(
             f"| {r.key} | {r.batch_size} | {r.trainable_params:,} | {_pct(r.test_accuracy)} | "
             f"{delta} | {_mb(r.paper_total_bytes)} | {paper} | {_mb(r.full_total_bytes)} | "
             f"{_mb(r.measured_total_bytes)} | {measured} | {r.measured_over_modelled:.3f} | "
-            f"{r.train_seconds:.0f} |"
+            f"{peak} | {r.train_seconds:.0f} |"
         )
     if outcome.adaptation is not None:
         a = outcome.adaptation

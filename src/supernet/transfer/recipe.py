@@ -98,6 +98,10 @@ class TransferConfig:
         train_limit: images per epoch (the first of each epoch's shuffled order; ``None``: all)
             — for quick runs.
         seed: seed of every random draw of the run.
+        lite_residual_everywhere: every method's network carries the lite residual modules, as
+            the TinyTL reference's baselines do (trained or frozen by the method's rule; see
+            :func:`~supernet.transfer.methods.build_transfer_model`); ``False``: only
+            ``tinytl-l`` and ``tinytl-l+b`` have them.
 
     Raises:
         ConfigError: a field out of range (the message names the field, value and range).
@@ -116,6 +120,7 @@ class TransferConfig:
     shift: int = DEFAULT_SHIFT
     train_limit: int | None = None
     seed: int = 0
+    lite_residual_everywhere: bool = False
 
     def __post_init__(self) -> None:
         check_method(self.method)
@@ -130,7 +135,7 @@ class TransferConfig:
         _check_float("label_smoothing", self.label_smoothing, 0.0, 1.0)
         _check_float("dropout", self.dropout, 0.0, 1.0)
         _check_float("weight_decay", self.weight_decay, 0.0)
-        for name in ("quantize_frozen", "efficient"):
+        for name in ("quantize_frozen", "efficient", "lite_residual_everywhere"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} = {getattr(self, name)!r} must be true or false")
 

@@ -82,6 +82,9 @@ class TransferRow:
         measured_*: one real training step (saved activations, parameters, gradients, Adam
             state; their sum ``measured_total_bytes``).
         measured_over_modelled: ``measured_total_bytes / modelled_bytes``.
+        measured_peak_step_bytes: the real peak of that step's own allocations
+            (:class:`~supernet.transfer.measure.MeasuredMemory`; ``None`` in rows recorded before
+            it was measured).
     """
 
     key: str
@@ -112,6 +115,7 @@ class TransferRow:
     measured_over_modelled: float
     steps: int
     train_seconds: float
+    measured_peak_step_bytes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as plain values (one CSV line)."""
@@ -124,8 +128,10 @@ class TransferRow:
         Raises:
             ConfigError: missing or unknown fields.
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        if set(data) != names:
+        fields = dataclasses.fields(cls)
+        names = {f.name for f in fields}
+        required = {f.name for f in fields if f.default is dataclasses.MISSING}
+        if not required <= set(data) <= names:
             raise ConfigError(f"a transfer row has fields {sorted(data)}; expected {sorted(names)}")
         return cls(**data)
 
@@ -207,6 +213,7 @@ def _run_job(job: TransferJob, subnet, target: TransferTarget, resolution: int, 
     model = build_transfer_model(
         subnet, target.num_classes, job.method, resolution=resolution, dropout=c.dropout,
         efficient=c.efficient, quantize_frozen=c.quantize_frozen,
+        lite_residual_everywhere=c.lite_residual_everywhere,
         generator=transfer_generators(c.seed).build,
     )  # fmt: skip
     b = c.batch_size
@@ -233,6 +240,7 @@ def _run_job(job: TransferJob, subnet, target: TransferTarget, resolution: int, 
         measured_total_bytes=measured.total_bytes,
         measured_over_modelled=measured.total_bytes / modelled if modelled else float("nan"),
         steps=result.steps, train_seconds=result.train_seconds,
+        measured_peak_step_bytes=measured.peak_step_bytes,
     )  # fmt: skip
 
 
@@ -243,6 +251,8 @@ def _load_rows(out_dir: Path, settings: dict[str, Any], force: bool) -> dict[str
     try:
         saved = json.loads(path.read_text())
         rows = [TransferRow.from_dict(r) for r in saved["rows"]]
+        # results written before the option existed were made without it
+        saved["settings"]["recipe"].setdefault("lite_residual_everywhere", False)
         same = saved["settings"] == settings
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
