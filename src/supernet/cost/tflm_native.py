@@ -1,7 +1,7 @@
 """TFLM's greedy memory plan of many subnets in compiled code: one C loop per subnet, the same
 placement as :func:`supernet.cost.tflm_planner.greedy_plan` (tested equal on random buffers and
-on thousands of subnets), about 100x faster than the numpy planner of
-:mod:`supernet.cost.tflm_batch`.
+on thousands of subnets), ~40-60x faster than the numpy planner of
+:mod:`supernet.cost.tflm_batch` (docs/results/mcu-memory.md).
 
 Why our own C: the greedy planner is sequential per buffer (each placement depends on every
 larger buffer it meets in time), so numpy can vectorize it only across subnets, one step per
@@ -21,6 +21,7 @@ import ctypes
 import functools
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -111,7 +112,8 @@ def load() -> ctypes.CDLL | None:
     be built or ``SUPERNET_NO_NATIVE`` is set to a non-empty value other than 0."""
     if os.environ.get("SUPERNET_NO_NATIVE", "0") not in ("", "0"):
         return None
-    digest = hashlib.sha256(f"{_SOURCE}{sys.platform}".encode()).hexdigest()[:16]
+    where = f"{sys.platform}-{platform.machine()}"
+    digest = hashlib.sha256(f"{_SOURCE}{where}".encode()).hexdigest()[:16]
     lib = _cache_dir() / f"tflm_greedy-{digest}.so"
     try:
         if not lib.exists():
