@@ -1,7 +1,8 @@
 """int8 SRAM and Flash of many arch configs at once: the numbers of :func:`supernet.cost.mcu.
 mcu_cost` (see that module for what each memory planner counts), computed from the layer shapes
 of a whole ``ConfigBatch`` with numpy (``naive``, ``tinyengine``, Flash; ``tflm`` through
-:mod:`supernet.cost.tflm_batch`, one greedy step per buffer rank for all subnets at once).
+:mod:`supernet.cost.tflm_batch`: one padded timeline for the batch, each subnet's greedy plan in
+compiled code).
 
 Reference: MCUNet (Lin et al., NeurIPS'20, arXiv 2007.10319), Sec. 3.1-3.2; TensorFlow Lite
 Micro (arXiv 2010.08678), Sec. 4.4.
