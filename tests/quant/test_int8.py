@@ -6,6 +6,7 @@ from __future__ import annotations
 from operator import attrgetter
 
 import flatbuffers
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from supernet.export import (
     float_operators,
     mcu_footprint,
     run_tflm,
+    strip_tensor_names,
     tflite_operators,
 )
 from supernet.quant import (
@@ -134,3 +136,23 @@ def test_an_operator_tflm_lacks_is_named(tflite):
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     with pytest.raises(ExportError, match="no kernel for operator SKIP_GRAM"):
         run_tflm(bytes(builder.Output()), torch.zeros(1, 1, 12, 12))
+
+
+def test_the_file_carries_no_tensor_names_and_stripping_keeps_the_outputs(trained_tiny, tflite):
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(tflite, 0)
+    graph = model.Subgraphs(0)
+    assert graph.TensorsLength() > 10
+    assert all(graph.Tensors(i).Name() == b"" for i in range(graph.TensorsLength()))
+    # a named copy (what the converter wrote) is larger and computes the same logits
+    named = schema.ModelT.InitFromObj(model)
+    for i, tensor in enumerate(named.subgraphs[0].tensors):
+        tensor.name = f"supernet.nn.blocks.MobileNetV3/tensor_{i}".encode()
+    builder = flatbuffers.Builder(0)
+    builder.Finish(named.Pack(builder), file_identifier=b"TFL3")
+    named_bytes = bytes(builder.Output())
+    assert len(strip_tensor_names(named_bytes)) < len(named_bytes)
+    _, _, test = trained_tiny
+    x = torch.cat([b for b, _ in test])[:16]
+    assert np.array_equal(run_tflm(named_bytes, x).logits, run_tflm(tflite, x).logits)

@@ -23,7 +23,13 @@ from supernet.export.subnet import (
     export_subnet,
     load_exported,
 )
-from supernet.export.tflite import TfliteOperator, export_tflite, float_operators, tflite_operators
+from supernet.export.tflite import (
+    TfliteOperator,
+    export_tflite,
+    float_operators,
+    strip_tensor_names,
+    tflite_operators,
+)
 from supernet.export.tflm import ARENA_LIMIT_BYTES, TflmRun, run_tflm
 
 __all__ = [
@@ -55,5 +61,6 @@ __all__ = [
     "make_session",
     "mcu_footprint",
     "run_tflm",
+    "strip_tensor_names",
     "tflite_operators",
 ]
