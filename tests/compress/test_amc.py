@@ -215,14 +215,23 @@ def test_uniform_policy_is_the_widest_that_fits():
 
 
 @pytest.mark.parametrize(
-    ("budget", "expected"), [("macs:0.5", 500.0), ("macs:1", 1000.0), (" macs:250 ", 250.0)]
+    ("budget", "expected"),
+    [
+        ("macs:0.5", 500.0),
+        ("macs:1", 1000.0),
+        (" macs:250 ", 250.0),
+        ("macs:40%", 400.0),
+        ("25%", 250.0),
+        (None, 500.0),
+    ],
 )
 def test_parse_macs_budget(budget, expected):
     assert parse_macs_budget(budget, 1000) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
-    "budget", ["flops:0.5", "macs:", "macs:-1", "macs:nan", "macs:2000", "0.5"]
+    "budget",
+    ["flops:0.5", "macs:", "macs:-1", "macs:nan", "macs:2000", "0.5", "macs:150%", "x:5%", ""],
 )
 def test_parse_macs_budget_rejects_bad_values(budget):
     with pytest.raises(ConfigError, match="macs:F"):

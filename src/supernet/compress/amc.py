@@ -44,7 +44,14 @@ from supernet.compress.results import (
 from supernet.compress.rl_plots import plot_channels
 from supernet.errors import ConfigError
 
-__all__ = ["FEATURE_IMAGES", "MIN_KEEP", "parse_macs_budget", "run_amc", "uniform_policy"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "FEATURE_IMAGES",
+    "MIN_KEEP",
+    "parse_macs_budget",
+    "run_amc",
+    "uniform_policy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,23 +61,33 @@ MIN_KEEP = 0.2
 FEATURE_IMAGES = 256
 """Calibration images whose feature maps the least-squares refit samples (10 points each)."""
 
-BUDGET_FORMS = "'macs:F' with 0 < F <= 1 (a fraction of the subnet's MACs) or 'macs:N' (N MACs)"
+BUDGET_FORMS = (
+    "'macs:F' with 0 < F <= 1 or 'macs:P%' (a fraction of the subnet's MACs) or 'macs:N' "
+    "(N MACs, batch 1)"
+)
+
+DEFAULT_BUDGET = "macs:0.5"
+"""The budget when none is given: half the subnet's MACs (the paper's 2x FLOPs reduction)."""
 
 
-def parse_macs_budget(budget: str, subnet_macs: int) -> float:
-    """The MACs budget (batch 1) that ``budget`` names: ``macs:0.5`` is half the subnet's MACs,
-    ``macs:1200000`` is 1.2 M MACs.
+def parse_macs_budget(budget: str | None, subnet_macs: int) -> float:
+    """The MACs budget (batch 1) that ``budget`` names: ``macs:0.5`` (or ``macs:50%``, ``50%``)
+    is half the subnet's MACs, ``macs:1200000`` is 1.2 M MACs; ``None`` means ``macs:0.5``.
 
     Raises:
         ConfigError: another form, a non-positive number or a fraction above 1 (the bad value
             and the allowed forms named).
     """
-    kind, _, value = str(budget).partition(":")
+    text = DEFAULT_BUDGET if budget is None else str(budget).strip()
+    kind, _, value = text.rpartition(":")
+    percent = value.strip().endswith("%")
     try:
-        number = float(value)
+        number = float(value.strip().removesuffix("%")) / (100.0 if percent else 1.0)
     except ValueError:
         number = math.nan
-    if kind.strip() != "macs" or not math.isfinite(number) or number <= 0:
+    if kind.strip() not in (("macs", "") if percent else ("macs",)) or not (
+        math.isfinite(number) and number > 0 and (number <= 1 or not percent)
+    ):
         raise ConfigError(f"AMC budget {budget!r} is not allowed; use {BUDGET_FORMS}")
     if number <= 1.0:
         return number * subnet_macs
@@ -127,7 +144,7 @@ def _export(ctx: Any, model: torch.nn.Module, blocks: list[PrunableBlock], kept:
     return [pt, onnx]
 
 
-def run_amc(ctx: Any, *, budget: str, episodes: int, finetune_steps: int) -> dict[str, Any]:
+def run_amc(ctx: Any, *, budget: str | None, episodes: int, finetune_steps: int) -> dict[str, Any]:
     """Search an AMC channel-pruning policy for ``ctx.model`` under ``budget``, then fine-tune
     and test it beside the untouched subnet and uniform pruning at the same MACs.
 
@@ -141,7 +158,8 @@ def run_amc(ctx: Any, *, budget: str, episodes: int, finetune_steps: int) -> dic
     Args:
         ctx: the compression context (``supernet.compress.CompressContext`` or any object with
             its attributes).
-        budget: ``macs:F`` (fraction of the subnet's MACs) or ``macs:N`` (MACs, batch 1).
+        budget: ``macs:F`` / ``macs:P%`` (fraction of the subnet's MACs) or ``macs:N`` (MACs,
+            batch 1); ``None``: :data:`DEFAULT_BUDGET`.
         episodes: DDPG episodes (one pruned subnet scored on the validation images each).
         finetune_steps: ``ctx.finetune`` steps for each of the three models.
 
@@ -160,6 +178,7 @@ def run_amc(ctx: Any, *, budget: str, episodes: int, finetune_steps: int) -> dic
     check_counts(episodes, finetune_steps)
     require_rl()
     out = Path(ctx.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(ctx.model).cpu().eval()
     shape = (1, ctx.in_channels, ctx.resolution, ctx.resolution)
     blocks, fixed = find_prunable_blocks(model, shape)

@@ -52,7 +52,7 @@ from supernet.compress.results import (
 from supernet.compress.rl_plots import plot_bits
 from supernet.errors import ConfigError
 
-__all__ = ["CALIB_IMAGES", "HaqBudget", "parse_size_budget", "run_haq"]
+__all__ = ["CALIB_IMAGES", "DEFAULT_BUDGET", "HaqBudget", "parse_size_budget", "run_haq"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,19 +64,23 @@ BUDGET_FORMS = (
     "(model size in bytes); 'latency:MS' is not supported (no per-bit latency table)"
 )
 
+DEFAULT_BUDGET = "size:uniform4"
+"""The budget when none is given: the size of uniform 4-bit weights."""
+
 HaqBudget = tuple[float, int]
 """(size budget in bytes, the uniform baseline's bit width)."""
 
 
-def parse_size_budget(budget: str, layers: list[LayerInfo]) -> HaqBudget:
+def parse_size_budget(budget: str | None, layers: list[LayerInfo]) -> HaqBudget:
     """``(size_bytes, uniform_bits)`` of ``budget``: ``size:uniform4`` → the size of 4-bit
-    weights and 4; ``size:30000`` → 30,000 bytes and the widest uniform width within it.
+    weights and 4; ``size:30000`` → 30,000 bytes and the widest uniform width within it;
+    ``None`` → :data:`DEFAULT_BUDGET`.
 
     Raises:
         ConfigError: another form (``latency:`` included), a width outside 2..8, or a size
             below uniform 2-bit (named, with the smallest size reachable).
     """
-    kind, _, value = str(budget).partition(":")
+    kind, _, value = str(DEFAULT_BUDGET if budget is None else budget).partition(":")
     kind, value = kind.strip(), value.strip()
     if kind == "size" and value.startswith("uniform"):
         bits = value.removeprefix("uniform")
@@ -103,7 +107,7 @@ def _mean_bits(counts: list[int], bits: list[int]) -> float:
     return round(sum(c * b for c, b in zip(counts, bits, strict=True)) / sum(counts), 3)
 
 
-def run_haq(ctx: Any, *, budget: str, episodes: int, finetune_steps: int) -> dict[str, Any]:
+def run_haq(ctx: Any, *, budget: str | None, episodes: int, finetune_steps: int) -> dict[str, Any]:
     """Search a HAQ mixed-precision policy for ``ctx.model`` under a size ``budget``, then
     fine-tune and test it beside the untouched float subnet and uniform quantization.
 
@@ -117,7 +121,8 @@ def run_haq(ctx: Any, *, budget: str, episodes: int, finetune_steps: int) -> dic
     Args:
         ctx: the compression context (``supernet.compress.CompressContext`` or any object with
             its attributes).
-        budget: ``size:uniformB`` or ``size:BYTES`` (see the module docstring).
+        budget: ``size:uniformB`` or ``size:BYTES`` (see the module docstring); ``None``:
+            :data:`DEFAULT_BUDGET`.
         episodes: DDPG episodes (one quantized subnet scored on the validation images each).
         finetune_steps: ``ctx.finetune`` steps for each of the three models.
 
@@ -134,6 +139,7 @@ def run_haq(ctx: Any, *, budget: str, episodes: int, finetune_steps: int) -> dic
     check_counts(episodes, finetune_steps)
     require_rl()
     out = Path(ctx.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(ctx.model).cpu().eval()
     torch.manual_seed(ctx.seed)
     qmodel, layers = attach_fake_quant(model, calib_images(ctx, CALIB_IMAGES))

@@ -63,12 +63,12 @@ class _NullProgress:
 
 @contextlib.contextmanager
 def progress(ctx: Any, label: str, total: int) -> Iterator[Any]:
-    """``ctx.progress(label, total)`` (an object with ``update(done, total, what)``, e.g. the
+    """``ctx.progress(label, total=total)`` (an object with ``update(done, total, what)``, e.g. the
     CLI's ``StepProgress``), or a silent stand-in when ``ctx.progress`` is None."""
     if getattr(ctx, "progress", None) is None:
         yield _NullProgress()
         return
-    with ctx.progress(label, total) as bar:
+    with ctx.progress(label, total=total) as bar:
         yield bar
 
 
