@@ -61,6 +61,7 @@ __all__ = [
     "CONVERTER_OPS",
     "FLASH_FIXED_BYTES",
     "FLASH_PER_OP_BYTES",
+    "FLASH_SEARCH_MARGIN",
     "PLANNERS",
     "QUANT_BYTES_PER_CHANNEL",
     "McuCost",
@@ -90,6 +91,11 @@ whose tensor names are stripped (:func:`supernet.export.tflite.strip_tensor_name
 measured ``.tflite`` sizes (litert-torch 0.10; 16 random-weight subnets of mbv3-tiny and
 mbv3-tiny-w0.5-r32, 2 trained subnets): worst error -4.1%, leave-one-out worst -4.4%
 (docs/results/mcu-validation.md)."""
+
+FLASH_SEARCH_MARGIN = 0.05
+"""Fraction of a Flash budget a search keeps free: it searches under ``(1 - margin) x`` the budget,
+because the Flash model is an estimate (leave-one-out worst -4.4%, trained subnets the worst), and
+the budget is then checked on the real ``.tflite`` size."""
 
 FLASH_FIXED_BYTES = 0
 """Fixed bytes of a ``.tflite`` file (header, operator codes, subgraph, metadata, signature). A

@@ -34,6 +34,7 @@ from supernet.cost import (
 )
 from supernet.cost.device import RELATIVE_LATENCY, parse_relative_budget
 from supernet.cost.lut_validate import measure_speed_ratio
+from supernet.cost.mcu import FLASH_SEARCH_MARGIN
 from supernet.data import BatchLoader, resize
 from supernet.errors import ConfigError, DataNotFoundError, SearchError
 from supernet.export import export_subnet
@@ -356,7 +357,10 @@ def specialize(
         budgets = resolve_budgets(spec, space, objectives)
         spec = spec.replace(constraints=budgets)
         limits = {CONSTRAINT_OBJECTIVES[k]: v for k, v in budgets.items()}
-        constraints = build_constraints(limits, objectives)
+        search_limits = dict(limits)
+        if "flash_bytes" in search_limits:  # the Flash model is an estimate: keep a margin
+            search_limits["flash_bytes"] *= 1.0 - FLASH_SEARCH_MARGIN
+        constraints = build_constraints(search_limits, objectives)
         say(f"{spec.name}: searching under {limits or 'no constraints'}")
         try:
             found = evolutionary_search(space, score, constraints, evolution or EvolutionConfig())
