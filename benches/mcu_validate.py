@@ -11,8 +11,9 @@ Per subnet: PTQ (one calibration batch), ``.tflite`` conversion, one TFLM invoca
 (:func:`supernet.export.run_tflm`, public functions of the MCU extra); the model's numbers come
 from :func:`supernet.cost.mcu_batch.sram_bytes` (``tflm`` planner) and
 :func:`~supernet.cost.mcu_batch.flash_bytes`. Reported: relative error per subnet and the worst
-case, for the arena's planned part ("head": activations + scratch, what the model predicts) and
-its total (head + persistent "tail"), and for Flash. With ``--fit-per-space K`` the first K
+case, for the arena's planned part ("head": activations + scratch, the ``tflm`` planner), its
+total (head + persistent "tail", the ``tflm-arena`` planner), and for Flash; also per space.
+With ``--fit-per-space K`` the first K
 subnets of each space calibrate Flash = payload + fixed + per_op x ops and arena total =
 head + tail (tail = a + b x ops, least squares) and the errors are measured on the rest only.
 
@@ -53,6 +54,7 @@ class Measured:
     flash_payload_bytes: int
     tflite_bytes: int
     seconds: float
+    sram_arena_bytes: int = 0  # tflm-arena model: planned + persistent (0 in files before it)
 
 
 def measure_subnet(space_name: str, config, seed: int = 0, keep: Path | None = None) -> Measured:
@@ -86,6 +88,7 @@ def measure_subnet(space_name: str, config, seed: int = 0, keep: Path | None = N
         space_name, config.to_dict(), modelled["ops_modelled"], sum(counts.values()), counts,
         modelled["sram_tflm_bytes"], run.arena_head_bytes, run.arena_bytes,
         modelled["flash_bytes"], modelled["flash_payload_bytes"], run.tflite_bytes, seconds,
+        modelled["sram_arena_bytes"],
     )  # fmt: skip
 
 
@@ -97,9 +100,10 @@ def _modelled(space_name: str, config) -> dict[str, int]:
     ops = sum(layer.kind not in CONVERTER_OPS for layer in layers)  # as FLASH_PER_OP was fitted
     flash = int(flash_bytes(one, space)[0])
     sram = int(sram_bytes(one, space, planner="tflm")[0])
+    arena = int(sram_bytes(one, space, planner="tflm-arena")[0])
     payload = flash - FLASH_FIXED_BYTES - FLASH_PER_OP_BYTES * ops
     return {"ops_modelled": ops, "sram_tflm_bytes": sram, "flash_bytes": flash,
-            "flash_payload_bytes": payload}  # fmt: skip
+            "flash_payload_bytes": payload, "sram_arena_bytes": arena}  # fmt: skip
 
 
 def remodel(row: Measured) -> Measured:
@@ -125,13 +129,20 @@ def fit_overheads(rows: list[Measured]) -> dict[str, float]:
 def errors(rows: list[Measured], fit: dict[str, float] | None = None) -> dict[str, float]:
     """Worst-case and mean relative errors (%, model − measured over measured) on ``rows``:
     ``sram_vs_head`` (tflm model vs the arena's planned part), ``flash`` (model, or the fitted
-    overheads with ``fit``), and with ``fit`` also ``arena_total`` (head model + fitted tail)."""
+    overheads with ``fit``), ``arena`` (the ``tflm-arena`` model: planned + persistent, vs the
+    whole arena), ``tail`` (its persistent part vs the measured tail), and with ``fit`` also
+    ``arena_total`` (head model + fitted tail)."""
 
     def rel(model: np.ndarray, measured: np.ndarray) -> np.ndarray:
         return 100.0 * (model - measured) / measured
 
     head = np.array([r.arena_head_bytes for r in rows], dtype=float)
     out = {"sram_vs_head": rel(np.array([r.sram_tflm_bytes for r in rows], float), head)}
+    arena_model = np.array([r.sram_arena_bytes for r in rows], dtype=float)
+    arena = np.array([r.arena_bytes for r in rows], dtype=float)
+    sram_model = np.array([r.sram_tflm_bytes for r in rows], dtype=float)
+    out["arena"] = rel(arena_model, arena)
+    out["tail"] = rel(arena_model - sram_model, arena - head)
     ops = np.array([r.ops_modelled for r in rows], dtype=float)
     size = np.array([r.tflite_bytes for r in rows], dtype=float)
     if fit is None:
@@ -202,10 +213,18 @@ def main() -> None:
         rows = mcu_validation(tuple(args.spaces), args.per_space, args.seed, out=args.out)
     for r in rows:
         err = 100.0 * (r.sram_tflm_bytes - r.arena_head_bytes) / r.arena_head_bytes
+        whole = 100.0 * (r.sram_arena_bytes - r.arena_bytes) / r.arena_bytes
         print(f"{r.space} r{r.config['resolution']}: arena head {r.arena_head_bytes}, model "
-              f"tflm {r.sram_tflm_bytes} ({err:+.2f}%), total {r.arena_bytes}; .tflite "
-              f"{r.tflite_bytes}, model {r.flash_bytes}")  # fmt: skip
+              f"tflm {r.sram_tflm_bytes} ({err:+.2f}%), total {r.arena_bytes}, model tflm-arena "
+              f"{r.sram_arena_bytes} ({whole:+.3f}%); .tflite {r.tflite_bytes}, model "
+              f"{r.flash_bytes}")  # fmt: skip
     print(f"{len(rows)} subnets; as modelled: {errors(rows)}")
+    for space in sorted({r.space for r in rows}):
+        mine = [r for r in rows if r.space == space]
+        e = errors(mine)
+        print(f"{space}: {len(mine)} subnets; worst: planned {e['sram_vs_head_worst_pct']:+.2f}%, "
+              f"whole arena {e['arena_worst_pct']:+.3f}% (tail {e['tail_worst_pct']:+.3f}%), "
+              f"Flash {e['flash_worst_pct']:+.2f}%")  # fmt: skip
     if args.fit_per_space:
         k = args.fit_per_space
         spaces = sorted({r.space for r in rows})

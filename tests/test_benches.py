@@ -185,6 +185,8 @@ def test_mcu_validate_remodel_reruns_the_model_and_keeps_the_measurements():
                      123_456, 2.0)  # fmt: skip
     fresh = remodel(stale)
     assert fresh.sram_tflm_bytes == int(sram_bytes([config], space, planner="tflm")[0])
+    whole = int(sram_bytes([config], space, planner="tflm-arena")[0])
+    assert fresh.sram_arena_bytes == whole > fresh.sram_tflm_bytes  # + the persistent part
     assert fresh.flash_bytes == int(flash_bytes([config], space)[0])
     assert fresh.ops_modelled > 1 and fresh.flash_payload_bytes < fresh.flash_bytes
     measured = ("ops_tflite", "op_counts", "arena_head_bytes", "arena_bytes", "tflite_bytes")

@@ -138,6 +138,26 @@ def test_an_operator_tflm_lacks_is_named(tflite):
         run_tflm(bytes(builder.Output()), torch.zeros(1, 1, 12, 12))
 
 
+def test_tflm_arena_model_matches_the_measured_arena(trained_tiny, tflite):
+    from supernet.cost import mcu_cost
+    from supernet.cost.mcu_net import BlockList, MBConvSpec
+    from supernet.cost.tflm_persistent import converted_graph, tflm_persistent_bytes
+
+    # conftest.tiny_mobilenet as a block list (12x12x1 input, 4 classes)
+    net = BlockList(
+        "tiny", 12, 1, 8,
+        (MBConvSpec(8, 8, 16, 3, 1, se_channels=8, residual=True, act="relu"),
+         MBConvSpec(8, 16, 24, 3, 2, se_channels=8, act="h_swish")),
+        4, stem_act="h_swish", final_expand_channels=32, feature_mix_channels=48,
+        head_act="h_swish",
+    )  # fmt: skip
+    assert len(converted_graph(net).ops) == sum(op.count for op in tflite_operators(tflite))
+    run = run_tflm(tflite, trained_tiny[2][0][0][:1])
+    tail = run.arena_bytes - run.arena_head_bytes
+    assert abs(tflm_persistent_bytes(net) - tail) <= 0.01 * tail
+    assert abs(mcu_cost(net, "tflm-arena").sram_bytes - run.arena_bytes) <= 0.01 * run.arena_bytes
+
+
 def test_the_file_carries_no_tensor_names_and_stripping_keeps_the_outputs(trained_tiny, tflite):
     from ai_edge_litert import schema_py_generated as schema
 

@@ -75,7 +75,8 @@ def cost(
         str,
         typer.Option(
             help="With --int8: how SRAM is counted: naive (MCUNet's count), tflm "
-            "(TFLite Micro's greedy planner) or tinyengine (in-place depthwise)."
+            "(TFLite Micro's greedy planner: activations), tflm-arena (TFLite Micro's whole "
+            "arena: + its persistent part) or tinyengine (in-place depthwise)."
         ),
     ] = "tflm",
     block_list: Annotated[

@@ -59,7 +59,9 @@ def tinynas(
     ] = None,
     memory_planner: Annotated[
         str | None,
-        typer.Option(help="naive, tflm or tinyengine (default: the device's, else tflm)."),
+        typer.Option(
+            help="naive, tflm, tflm-arena or tinyengine (default: the device's, else tflm)."
+        ),
     ] = None,
     samples: Annotated[int, typer.Option(min=2, help="Random subnets per space.")] = 1000,
     seed: Annotated[int, typer.Option(help="Sampling seed (same seed, same ranking).")] = 0,

@@ -10,7 +10,7 @@ A device is a small YAML or JSON file (JSON is read as YAML)::
     lut: luts/pi4-ort.json    # optional; relative to the device file
 
 A microcontroller adds ``int8: true``, a ``memory_planner`` (``naive``, ``tflm``,
-``tinyengine``; default ``tflm``) and int8 budgets in bytes::
+``tflm-arena``, ``tinyengine``; default ``tflm``) and int8 budgets in bytes::
 
     name: stm32f746
     runtime: onnxruntime      # host-side timing only; SRAM / Flash are the MCU's budgets
@@ -150,7 +150,7 @@ class DeviceSpec:
         int8: the device runs int8 subnets (a microcontroller); needed by ``max_sram_bytes`` /
             ``max_flash_bytes``.
         memory_planner: how SRAM is counted for an int8 device (``naive``, ``tflm``,
-            ``tinyengine``; see :mod:`supernet.cost.mcu`); ``None`` means
+            ``tflm-arena``, ``tinyengine``; see :mod:`supernet.cost.mcu`); ``None`` means
             :data:`DEFAULT_MEMORY_PLANNER` when ``int8`` is true.
 
     Raises:

@@ -30,8 +30,13 @@ planner (:data:`PLANNERS`):
   part of the arena TFLM's recording allocator reports to the byte on the 12 subnets of
   ``benches.mcu_validate`` (docs/results/mcu-validation.md). The converter's layout RESHAPEs
   (input NCHW → NHWC, SE) are left out (the match holds without them); the converter's tensor
-  order (which only breaks ties between equal sizes) and the persistent part of the arena
-  (tensor structs, quantization data: the "tail") are not modelled.
+  order (which only breaks ties between equal sizes) is not modelled. This is the planned
+  part only: TFLM's arena also holds a persistent part, counted by ``tflm-arena``.
+- ``tflm-arena`` — the whole tensor arena TFLM needs, what a board must give it: ``tflm``'s
+  planned activations plus the persistent part (tensor structs, operator nodes, each conv's
+  per-channel requantization multipliers and shifts, kernel data;
+  :mod:`supernet.cost.tflm_persistent`), added to every layer's SRAM (it lives throughout).
+  Within 0.04% of the total the recording allocator measures (docs/results/mcu-validation.md).
 
 Flash = int8 weights + int32 biases (BN folded into convs) + per-output-channel quantization
 parameters of weight and bias (TFLite stores a float32 scale and an int64 zero point per channel)
@@ -47,6 +52,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from supernet.cost.mcu_net import BlockList
+from supernet.cost.tflm_persistent import tflm_persistent_bytes
 from supernet.cost.tflm_planner import (
     Buffer,
     align_up,
@@ -74,7 +80,7 @@ CONVERTER_OPS = ("pad",)
 """Operator kinds the converter adds (not layers of the network): no Flash of their own, not
 counted by ``naive`` / ``tinyengine``; the ``tflm`` planner places their output tensors."""
 
-PLANNERS = ("naive", "tflm", "tinyengine")
+PLANNERS = ("naive", "tflm", "tflm-arena", "tinyengine")
 """Memory planners the SRAM model knows (see the module docstring)."""
 
 BIAS_BYTES = 4
@@ -267,9 +273,10 @@ def mcu_cost(net: BlockList, planner: str = "tflm") -> McuCost:
     check_planner(planner)
     g = _graph(net, planner)
     tflm = None
-    if planner == "tflm":
+    if planner in ("tflm", "tflm-arena"):
         buffers, offsets, _ = _tflm_plan(g)
-        tflm = [live_high_water(buffers, offsets, s) for s in range(1, len(g.ops) + 1)]
+        tail = tflm_persistent_bytes(net) if planner == "tflm-arena" else 0
+        tflm = [tail + live_high_water(buffers, offsets, s) for s in range(1, len(g.ops) + 1)]
     layers = []
     for k, (name, kind, _, _, weights, channels, _) in enumerate(g.ops):
         sram = tflm[k] if tflm is not None else g.counted.get(name)

@@ -24,6 +24,7 @@ from supernet.cost.mcu import (
     check_planner,
 )
 from supernet.cost.tflm_batch import tflm_sram_of_shapes
+from supernet.cost.tflm_persistent import persistent_of_shapes
 from supernet.space import ArchConfig, ConfigBatch, SearchSpace
 
 __all__ = ["flash_bytes", "flash_of_shapes", "sram_bytes", "sram_of_shapes"]
@@ -64,6 +65,8 @@ def sram_of_shapes(shapes: SubnetShapes, planner: str) -> np.ndarray:
     sh = shapes
     if planner == "tflm":
         return tflm_sram_of_shapes(sh)
+    if planner == "tflm-arena":  # the whole arena: planned activations + persistent part
+        return tflm_sram_of_shapes(sh) + persistent_of_shapes(sh)
     # Per block slot [N, S]: expand x + t_in, depthwise t_in + t_out (tinyengine: + one output
     # channel) + the kept skip x, project t_out + y; few temporaries (this runs per search batch).
     in_area, out_area = sh.in_size**2, sh.out_size**2
