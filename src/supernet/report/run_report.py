@@ -29,7 +29,7 @@ def specialize_markdown(result: SpecializeResult) -> str:
     device whose budgets no subnet meets gets a row with the cheapest costs found."""
     lines = [
         "| device | budgets | subnet | pred. val acc (%) | test acc (%) | best random "
-        "≤ cost (%) | MACs (M) | params (M) | peak mem fp32 (KB) | latency pred / meas (ms) "
+        "≤ cost (%) | MACs (M) | params (M) | peak mem fp32 (KiB) | latency pred / meas (ms) "
         "| meets budgets | ONNX max abs diff |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
