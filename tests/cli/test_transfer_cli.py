@@ -20,7 +20,7 @@ WIDE = {"COLUMNS": "250", "TERMINAL_WIDTH": "250"}
 def test_help_explains_every_option_with_units():
     result = runner.invoke(app, ["transfer", "--help"], env=WIDE)
     assert result.exit_code == 0
-    text = " ".join(result.output.split())
+    text = " ".join(result.output.replace("│", " ").split())  # help lines wrap inside the box
     for option in ("--run-dir", "--target", "--method", "--batch-size", "--subnet",
                    "--memory-budget", "--epochs", "--lr", "--seed", "--quantize-frozen",
                    "--no-quantize-frozen",
