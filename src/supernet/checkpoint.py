@@ -61,6 +61,7 @@ __all__ = [
     "READABLE_FORMAT_VERSIONS",
     "content_digest",
     "load_checkpoint",
+    "new_file_mode",
     "numpy_rng_state",
     "restore_numpy_rng",
     "restore_torch_rng",
@@ -148,7 +149,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict, *, metadata: di
             os.fsync(f.fileno())
         # mkstemp creates the file with mode 0600; give the checkpoint a usual file mode.
         with contextlib.suppress(OSError):
-            os.chmod(tmp_name, 0o644)
+            os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, path)
         tmp_name = None
     except BaseException as exc:
@@ -164,11 +165,28 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict, *, metadata: di
     logger.debug("saved checkpoint %s", path)
 
 
+def new_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0o666 less the process umask (0o644 under
+    the usual umask 022). Atomic writers create 0600 temp files (``mkstemp``) and chmod them to
+    this, so every file of a run directory gets the same mode and a umask of 077 is respected.
+    """
+    try:  # Linux shows the umask without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to a temp file beside ``path``, fsync, then rename over ``path``.
 
     A reader sees the old file or the new one, never a partial write (run files, latency tables).
-    The file gets mode 0644, as checkpoints do (the temp file is created 0600).
+    The file gets the mode of any new file (:func:`new_file_mode`, 0644 under the usual umask),
+    as checkpoints do (the temp file is created 0600).
 
     Raises:
         OSError: the file cannot be written; the message names ``path``, not the temp file.
@@ -184,7 +202,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         with contextlib.suppress(OSError):
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from supernet.checkpoint import load_checkpoint
+from supernet.checkpoint import load_checkpoint, new_file_mode
 from supernet.cli.app import app
 
 runner = CliRunner()
@@ -78,6 +78,10 @@ def test_train_then_eval_writes_the_table(tmp_path, tiny_yaml):
     assert "| largest |" in table and f"re-calibrated on {calib:,} training images" in table
     bad = runner.invoke(app, ["eval", "--run-dir", str(run), "--split", "train"])
     assert bad.exit_code == 2 and "split = 'train' is not allowed" in bad.output
+    # every run file has the mode of a new file (0644 under umask 022), checkpoints included
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in run.iterdir()}
+    assert {"config.yaml", "metrics.csv", "checkpoint.pt", "eval.csv"} <= set(modes)
+    assert set(modes.values()) == {oct(new_file_mode())}, modes
 
 
 def test_sigkilled_run_resumes_with_the_same_phase_sequence(tmp_path, tiny_yaml):

@@ -24,7 +24,7 @@ def test_help_lists_the_commands_and_options():
     result = runner.invoke(app, ["predict", "--help"])
     assert result.exit_code == 0 and "collect" in result.output and "fit" in result.output
     collect_help = runner.invoke(app, ["predict", "collect", "--help"]).output
-    for option in ("--run-dir", "--n", "--seed", "--val-images", "--device", "--force"):
+    for option in ("--run-dir", "--n", "--seed", "--val-images", "--torch-device", "--force"):
         assert option in collect_help
     assert f"[default: {DEFAULT_SUBNETS}]" in collect_help
     fit_help = runner.invoke(app, ["predict", "fit", "--help"]).output

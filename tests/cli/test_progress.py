@@ -33,7 +33,7 @@ def test_outside_a_terminal_progress_is_a_line_every_few_seconds(monkeypatch):
 def test_eval_and_train_report_progress_when_redirected(trained_run, tmp_path, monkeypatch):
     monkeypatch.setenv("SUPERNET_PROGRESS_SECONDS", "0")
     run = shutil.copytree(trained_run, tmp_path / "run")
-    result = runner.invoke(app, ["eval", "--run-dir", str(run), "--device", "cpu"])
+    result = runner.invoke(app, ["eval", "--run-dir", str(run), "--torch-device", "cpu"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any(line.startswith("subnets 1/3 (") and "largest: " in line for line in lines)

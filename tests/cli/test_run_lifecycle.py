@@ -107,7 +107,7 @@ def test_force_removes_what_was_derived_from_the_old_checkpoint_and_says_which(
 ):
     run = shutil.copytree(trained_run, tmp_path / "run")
     collect = ["predict", "collect", "--run-dir", str(run), "--n", "4", "--val-images", "32",
-               "--device", "cpu"]  # fmt: skip
+               "--torch-device", "cpu"]  # fmt: skip
     assert runner.invoke(app, collect).exit_code == 0
     fit = ["predict", "fit", "--run-dir", str(run), "--epochs", "5", "--holdout", "0.4"]
     assert runner.invoke(app, fit).exit_code == 0, runner.invoke(app, fit).output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -19,21 +20,23 @@ WIDE = {"COLUMNS": "250", "TERMINAL_WIDTH": "250"}
 def test_help_explains_every_option_with_units():
     result = runner.invoke(app, ["transfer", "--help"], env=WIDE)
     assert result.exit_code == 0
-    text = " ".join(result.output.split())
-    for option in ("--run", "--target", "--method", "--batch-size", "--subnet", "--memory-budget",
-                   "--epochs", "--lr", "--seed", "--quantize-frozen", "--no-quantize-frozen",
-                   "--efficient", "--plain-autograd", "--out", "--compare", "--batch-one",
+    text = " ".join(result.output.replace("│", " ").split())  # help lines wrap inside the box
+    for option in ("--run-dir", "--target", "--method", "--batch-size", "--subnet",
+                   "--memory-budget", "--epochs", "--lr", "--seed", "--quantize-frozen",
+                   "--no-quantize-frozen",
+                   "--efficient", "--plain-autograd", "--out-dir", "--compare", "--batch-one",
                    "--force", "--train-limit", "--shift"):  # fmt: skip
         assert option in text
-    for unit in ("Images per training step", "KB/MB/GB (10^3/10^6/10^9 bytes)", "8 bits",
-                 "MB = 10^6 bytes", "folder:PATH", "largest, smallest, middle, adapt"):  # fmt: skip
+    for unit in ("Images per training step", "KiB/MiB/GiB (1024-based", "8 bits",
+                 "kB/MB/GB (SI, 1000-based", "1 MiB = 1,048,576 bytes", "folder:PATH",
+                 "largest, smallest, middle, adapt"):  # fmt: skip
         assert unit in text
     assert f"split [default: {DEFAULT_EPOCHS}]" in text  # the library's defaults, not a copy
     assert f"(0: none) [default: {DEFAULT_SHIFT}]" in text
 
 
 def test_unknown_method_lists_the_known_ones(tmp_path):
-    result = runner.invoke(app, ["transfer", "--run", str(tmp_path), "--method", "lora"])
+    result = runner.invoke(app, ["transfer", "--run-dir", str(tmp_path), "--method", "lora"])
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert f"error: method = 'lora' is not known; choose from {METHODS}" in text
@@ -41,29 +44,29 @@ def test_unknown_method_lists_the_known_ones(tmp_path):
 
 
 def test_bad_memory_budget_is_named(tmp_path):
-    result = runner.invoke(app, ["transfer", "--run", str(tmp_path), "--subnet", "adapt",
+    result = runner.invoke(app, ["transfer", "--run-dir", str(tmp_path), "--subnet", "adapt",
                                  "--memory-budget", "lots"])  # fmt: skip
     assert result.exit_code == 2
     assert "memory = 'lots' is not a size" in " ".join(result.output.split())
 
 
 def test_budget_without_adapt_is_refused(tmp_path):
-    result = runner.invoke(app, ["transfer", "--run", str(tmp_path), "--memory-budget", "2MB"])
+    result = runner.invoke(app, ["transfer", "--run-dir", str(tmp_path), "--memory-budget", "2MB"])
     assert result.exit_code == 2
     assert "--memory-budget needs --subnet adapt" in " ".join(result.output.split())
 
 
 def test_a_missing_run_is_one_red_line(tmp_path):
-    result = runner.invoke(app, ["transfer", "--run", str(tmp_path / "nope")])
+    result = runner.invoke(app, ["transfer", "--run-dir", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
 @pytest.mark.slow
 def test_compare_writes_csv_md_and_png_with_every_method(trained_run, tmp_path):
     out = tmp_path / "cmp"
-    args = ["transfer", "--run", str(trained_run), "--compare", "--subnet", "smallest",
-            "--epochs", "1", "--train-limit", "16", "--batch-size", "16", "--device", "cpu",
-            "--threads", "1", "--out", str(out)]  # fmt: skip
+    args = ["transfer", "--run-dir", str(trained_run), "--compare", "--subnet", "smallest",
+            "--epochs", "1", "--train-limit", "16", "--batch-size", "16", "--torch-device", "cpu",
+            "--threads", "1", "--out-dir", str(out)]  # fmt: skip
     result = runner.invoke(app, args, env=WIDE)
     assert result.exit_code == 0, result.output
     with open(out / "transfer.csv", newline="") as f:
@@ -83,23 +86,23 @@ def test_compare_writes_csv_md_and_png_with_every_method(trained_run, tmp_path):
 
 
 def test_a_budget_no_candidate_fits_names_the_smallest_need(trained_run, tmp_path):
-    result = runner.invoke(app, ["transfer", "--run", str(trained_run), "--subnet", "adapt",
+    result = runner.invoke(app, ["transfer", "--run-dir", str(trained_run), "--subnet", "adapt",
                                  "--memory-budget", "1KB", "--adapt-samples", "0", "--threads",
-                                 "1", "--out", str(tmp_path)])  # fmt: skip
+                                 "1", "--out-dir", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert (
-        "error: memory budget 0.001 MB fits none of the 3 candidate subnets for tinytl-l+b at "
+        "error: memory budget 1,000 B fits none of the 3 candidate subnets for tinytl-l+b at "
         "batch size 8; the smallest need found is" in text
     )
-    assert "MB (smallest: r20" in text
+    assert re.search(r"is [0-9,]+ B \([0-9.]+ (KiB|MiB)\) \(smallest: r20", text)
 
 
 @pytest.mark.slow
 def test_adapt_chooses_a_subnet_and_reports_the_candidates(trained_run, tmp_path):
-    result = runner.invoke(app, ["transfer", "--run", str(trained_run), "--subnet", "adapt",
+    result = runner.invoke(app, ["transfer", "--run-dir", str(trained_run), "--subnet", "adapt",
                                  "--adapt-samples", "0", "--method", "last", "--epochs", "1",
-                                 "--train-limit", "16", "--threads", "1", "--out",
+                                 "--train-limit", "16", "--threads", "1", "--out-dir",
                                  str(tmp_path)], env=WIDE)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "adaptation chose" in result.output

@@ -1,10 +1,11 @@
 """Fuzz the command line: argument lists built from the real commands' flags with random values.
 
 Property: every list either works (exit 0; only for quick commands) or exits with code 2 and a
-friendly error (one ``error: ...`` line, or click's usage error), never an uncaught exception or
-a traceback. Commands that do heavy work (training, measuring latency) always get at least one
-invalid value, and their heavy entry points are replaced by functions that fail the test, so no
-generated list can start training or a measurement. Everything runs in a temporary directory.
+friendly error (one ``error: ...`` line; a usage error adds ``Try '... --help' for help.``; an old
+option spelling adds a ``note:`` line before it), never an uncaught exception or a traceback.
+Commands that do heavy work (training, measuring latency) always get at least one invalid value,
+and their heavy entry points are replaced by functions that fail the test, so no generated list
+can start training or a measurement. Everything runs in a temporary directory.
 """
 
 from __future__ import annotations
@@ -68,10 +69,14 @@ def _invoke(args: list[str], *, may_succeed: bool = False) -> None:
         return
     assert result.exit_code == 2, shown
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    if lines and lines[0].startswith("error: "):
-        assert len(lines) == 1, shown  # the friendly wrapper: one line
-    else:
-        assert "Usage:" in result.stderr and "Error" in result.stderr, shown  # click's usage error
+    lines = [line for line in lines if not line.startswith("note: ")]  # old option spellings
+    assert lines and lines[0].startswith("error: "), shown
+    if len(lines) > 1:  # a usage error: where to get help
+        assert (
+            len(lines) == 2
+            and lines[1].startswith("Try 'supernet ")
+            and lines[1].endswith(" --help' for help.")
+        ), shown
 
 
 def _flags(pairs: list[tuple[str, str]]) -> list[str]:
@@ -223,9 +228,10 @@ set_items = st.one_of(
     run_dir=st.none() | st.sampled_from(["runs/x", "[bold]", "", "a\x00b"]),
     resume=st.booleans(),
     device=st.none() | st.sampled_from(["cpu", "cuda:7", "tpu"]),
+    device_option=st.sampled_from(["--torch-device", "--device"]),
 )
 def test_train_never_starts_on_invalid_input(
-    sets, must_fail, preset, config, run_dir, resume, device, tmp_path
+    sets, must_fail, preset, config, run_dir, resume, device, device_option, tmp_path
 ):
     EXAMPLES["cli.train"] += 1
     args = ["train", "--set", must_fail, *_flags([("--set", item) for item in sets])]
@@ -236,7 +242,7 @@ def test_train_never_starts_on_invalid_input(
     if run_dir is not None:
         args += ["--run-dir", run_dir]
     if device is not None:
-        args += ["--device", device]
+        args += [device_option, device]
     _invoke(args + (["--resume"] if resume else []))
 
 
@@ -260,7 +266,8 @@ def _run_dir(tmp_path, value) -> str:
     command=st.sampled_from(["eval", "predict collect", "predict fit", "search", "specialize"]),
     run_dir=run_dirs,
     extra=st.lists(
-        st.tuples(st.sampled_from(["--split", "--device", "--n", "--seed", "--val-images",
+        st.tuples(st.sampled_from(["--split", "--device", "--torch-device", "--n", "--seed",
+                                   "--val-images",
                                    "--threads", "--epochs", "--lr", "--holdout",
                                    "--max-latency-ms", "--max-macs", "--generations",
                                    "--population"]), floats),

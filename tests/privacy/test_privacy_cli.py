@@ -38,7 +38,7 @@ def test_dlg_on_a_tiny_lenet_writes_table_grid_and_curves(tmp_path):
         "pruning:0.5",
         "--threads",
         "1",
-        "--out",
+        "--out-dir",
         str(out),
     ]
     result = runner.invoke(app, args)
@@ -60,7 +60,8 @@ def test_dlg_on_a_tiny_lenet_writes_table_grid_and_curves(tmp_path):
 
 def test_unknown_defense_lists_the_allowed_ones(tmp_path):
     result = runner.invoke(
-        app, ["privacy", "dlg", "--model", "lenet", "--defense", "blur:2", "--out", str(tmp_path)]
+        app,
+        ["privacy", "dlg", "--model", "lenet", "--defense", "blur:2", "--out-dir", str(tmp_path)],
     )
     assert result.exit_code == 2
     assert f"error: defense = 'blur:2' is not known; allowed: {', '.join(DEFENSES)}" in _text(
@@ -81,7 +82,7 @@ def test_batch_size_above_the_attacks_limit(tmp_path):
             "digits",
             "--batch-size",
             "9",
-            "--out",
+            "--out-dir",
             str(tmp_path),
         ],
     )
@@ -96,7 +97,7 @@ def test_a_run_or_the_lenet_is_needed_and_run_is_an_alias(tmp_path):
     result = runner.invoke(
         app, ["privacy", "dlg", "--run-dir", str(tmp_path), "--run", str(tmp_path)]
     )
-    assert "give the run directory once" in _text(result)
+    assert "--run-dir is given twice (--run-dir" in _text(result)
     result = runner.invoke(app, ["privacy", "dlg", "--model", "lenet", "--method", "full"])
     assert "--method needs --model transfer" in _text(result)
     result = runner.invoke(app, ["privacy", "dlg", "--run", str(tmp_path / "missing")])

@@ -31,7 +31,7 @@ def test_help_lists_every_option():
     result = runner.invoke(app, ["quantize", "--help"], env=WIDE)
     assert result.exit_code == 0
     text = _text(result)
-    for option in ("--run-dir", "--out", "--config", "--calib-images", "--qat-steps",
+    for option in ("--run-dir", "--out-dir", "--config", "--calib-images", "--qat-steps",
                    "--max-drop", "--test-images", "--tflm-images", "--seed"):  # fmt: skip
         assert option in text
     assert 'pip install -e ".[mcu]"' in text
@@ -42,7 +42,9 @@ def test_missing_extra_exits_2_with_the_install_hint(monkeypatch, tmp_path):
         raise MissingExtraError(f"{module} is not importable; install: {INSTALL_HINT}")
 
     monkeypatch.setattr(supernet.quant, "require", missing)
-    result = runner.invoke(app, ["quantize", "--run-dir", str(tmp_path), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["quantize", "--run-dir", str(tmp_path), "--out-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert f"error: litert_torch is not importable; install: {INSTALL_HINT}" in _text(result)
     assert "Traceback" not in result.output
@@ -60,7 +62,7 @@ def test_missing_extra_exits_2_with_the_install_hint(monkeypatch, tmp_path):
 )
 def test_out_of_range_counts_are_refused(tmp_path, option, value):
     result = runner.invoke(
-        app, ["quantize", "--run-dir", str(tmp_path), "--out", str(tmp_path), option, value],
+        app, ["quantize", "--run-dir", str(tmp_path), "--out-dir", str(tmp_path), option, value],
         env=WIDE,
     )  # fmt: skip
     assert result.exit_code == 2
@@ -68,7 +70,7 @@ def test_out_of_range_counts_are_refused(tmp_path, option, value):
 
 
 def test_a_directory_without_a_run_is_named(extra_present, tmp_path):
-    result = runner.invoke(app, ["quantize", "--run-dir", str(tmp_path / "nope"), "--out",
+    result = runner.invoke(app, ["quantize", "--run-dir", str(tmp_path / "nope"), "--out-dir",
                                  str(tmp_path / "out")])  # fmt: skip
     assert result.exit_code == 2
     assert "nope" in _text(result)
@@ -76,7 +78,7 @@ def test_a_directory_without_a_run_is_named(extra_present, tmp_path):
 
 
 def test_an_unknown_config_lists_the_allowed_forms(extra_present, trained_run, tmp_path):
-    result = runner.invoke(app, ["quantize", "--run-dir", str(trained_run), "--out",
+    result = runner.invoke(app, ["quantize", "--run-dir", str(trained_run), "--out-dir",
                                  str(tmp_path), "--config", "biggest"])  # fmt: skip
     assert result.exit_code == 2
     assert "config = 'biggest' is not one of ('largest', 'middle', 'smallest')" in _text(result)
@@ -88,7 +90,7 @@ def test_a_subnet_json_with_a_config_of_another_space_is_refused(extra_present, 
     path = tmp_path / "subnet.json"
     path.write_text(json.dumps({"config": {"resolution": 999, "kernel_size": [3],
                                            "expand_ratio": [3], "depth": [2]}}))  # fmt: skip
-    result = runner.invoke(app, ["quantize", "--run-dir", str(trained_run), "--out",
+    result = runner.invoke(app, ["quantize", "--run-dir", str(trained_run), "--out-dir",
                                  str(tmp_path / "out"), "--config", str(path)])  # fmt: skip
     assert result.exit_code == 2
     assert f"config file '{path}'" in _text(result)

@@ -22,6 +22,7 @@ from supernet.transfer.adapt import (
 )
 from supernet.transfer.memory import training_memory
 from supernet.transfer.targets import load_target
+from supernet.units import format_bytes
 
 
 @pytest.mark.parametrize(
@@ -123,5 +124,5 @@ def test_a_budget_nothing_fits_reports_the_smallest_need(run, digits28, free):
     with pytest.raises(SearchError) as err:
         _adapt(run, digits28, smallest - 1)
     message = str(err.value)
-    assert f"memory budget {(smallest - 1) / 1e6:.3f} MB fits none of the 4" in message
-    assert f"smallest need found is {smallest / 1e6:.3f} MB (smallest:" in message
+    assert f"memory budget {format_bytes(smallest - 1)} fits none of the 4" in message
+    assert f"smallest need found is {format_bytes(smallest)} (smallest:" in message

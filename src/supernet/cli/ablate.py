@@ -9,11 +9,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from supernet.cli.console import SingleValueCommand, console, friendly
+from supernet.cli.console import SingleValueCommand, SupernetGroup, console, friendly
 
 __all__ = ["ablate_app"]
 
 ablate_app = typer.Typer(
+    cls=SupernetGroup,
     help="The papers' comparisons at small scale (each arm is a resumable training run).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -37,6 +38,8 @@ def ps(
     and four subnets alone, for the same total epochs; score the largest, two middle and the
     smallest subnet of each on the test split. Writes RUN_DIR/ablate_ps.{csv,md,png}.
     Rerunning continues every arm from its checkpoint (Once-for-All, arXiv 1908.09791, Fig. 4).
+
+    Example: `supernet ablate ps --preset fashion-mnist-quick --run-dir runs/ablate`
     """
     from supernet.ablate import run_ps_ablation
     from supernet.train import load_config, parse_overrides

@@ -15,7 +15,14 @@ from rich.table import Table
 
 from supernet import __version__
 from supernet.cli.ablate import ablate_app
-from supernet.cli.console import SingleValueCommand, console
+from supernet.cli.console import (
+    OLD_DEVICE,
+    TORCH_DEVICE,
+    SingleValueCommand,
+    SupernetGroup,
+    console,
+    hidden_aliases,
+)
 from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
 from supernet.cli.import_ofa import import_ofa
@@ -30,6 +37,7 @@ from supernet.errors import ConfigError
 from supernet.space import describe, get_space, list_spaces
 
 app = typer.Typer(
+    cls=SupernetGroup,
     name="supernet",
     help=(
         "Train one Once-for-All supernet by progressive shrinking, evaluate its subnets, and "
@@ -59,6 +67,7 @@ def _main(
 
 
 @app.command(cls=SingleValueCommand)
+@hidden_aliases(OLD_DEVICE)
 @_friendly(on_interrupt="interrupted; resume with --resume")
 def train(
     preset: Annotated[
@@ -79,8 +88,8 @@ def train(
         bool, typer.Option(help="Continue the run in --run-dir from its last checkpoint.")
     ] = False,
     force: Annotated[bool, typer.Option(help="Overwrite a run already in --run-dir.")] = False,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps (default: the config's).")
+    torch_device: Annotated[
+        str | None, typer.Option(help=f"{TORCH_DEVICE} (default: the config's `device`).")
     ] = None,
     norm: Annotated[
         str | None,
@@ -101,6 +110,8 @@ def train(
     epoch (and every checkpoint_every steps); --resume continues exactly where the run stopped.
     Ctrl-C stops after the current step with a checkpoint written. Several processes:
     `torchrun --nproc_per_node N -m supernet train ...` or `--nproc N`.
+
+    Example: `supernet train --preset fashion-mnist-quick --run-dir runs/fmnist-quick`
     """
     from supernet.cli.progress import RichReporter
     from supernet.train import list_presets, load_config, parse_overrides, read_run_config
@@ -111,8 +122,8 @@ def train(
     overrides = parse_overrides(set_ or [])
     if norm is not None:
         overrides["norm"] = norm
-    if device is not None:
-        overrides["device"] = device
+    if torch_device is not None:
+        overrides["device"] = torch_device
     if resume and force:
         raise ConfigError(
             "--resume and --force contradict each other: --resume continues the run in "
@@ -135,7 +146,8 @@ def train(
                 "batch is split evenly across processes"
             )
         argv = ["train", *_opt("--preset", preset), *_opt("--config", config),
-                *_opt("--run-dir", run_dir), *_opt("--device", device), *_opt("--norm", norm),
+                *_opt("--run-dir", run_dir), *_opt("--torch-device", torch_device),
+                *_opt("--norm", norm),
                 *[a for item in set_ or [] for a in ("--set", item)],
                 *(["--resume"] if resume else []), *(["--force"] if force else [])]  # fmt: skip
         code = launch_torchrun(nproc, argv)
@@ -163,16 +175,19 @@ def _opt(name: str, value: object) -> list[str]:
 
 
 @app.command("eval", cls=SingleValueCommand)
+@hidden_aliases(OLD_DEVICE)
 @_friendly
 def eval_(
     run_dir: Annotated[Path, typer.Option(help="Run directory written by `supernet train`.")],
     split: Annotated[str, typer.Option(help="test or val.")] = "test",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    torch_device: Annotated[str, typer.Option(help=f"{TORCH_DEVICE}.")] = "auto",
 ) -> None:
     """Evaluate the largest, a middle and the smallest subnet of a run.
 
     Each subnet is extracted, BN re-calibrated on training images and tested; the table (config,
     MACs, params, top-1 accuracy) is printed and saved as eval.csv and eval.md in the run directory.
+
+    Example: `supernet eval --run-dir runs/fmnist-quick`
     """
     from supernet.cli.progress import StepProgress
     from supernet.report import evaluate_run
@@ -180,7 +195,7 @@ def eval_(
     console.print(f"evaluating 3 subnets of {escape(str(run_dir))} on the {split} split",
                   soft_wrap=True)  # fmt: skip
     with StepProgress(console, "subnets", total=3) as bar:
-        result = evaluate_run(run_dir, split=split, device=device, progress=bar.update)
+        result = evaluate_run(run_dir, split=split, device=torch_device, progress=bar.update)
     table = Table(title=f"{escape(str(run_dir))} — {split} split ({result.progress})")
     for col in ("subnet", "config", "MACs (M)", "params (M)", "top-1 (%)"):
         table.add_column(col, justify="left" if col in ("subnet", "config") else "right")
@@ -196,8 +211,17 @@ def eval_(
 def spaces(
     name: Annotated[str | None, typer.Argument(help="Show one space in detail.")] = None,
 ) -> None:
-    """List the search spaces (or describe one): choices per elastic dimension and size()."""
-    names = [name] if name else list_spaces()
+    """List the search spaces, or describe one: elastic dimensions, stages, size() and the
+    costs of its largest and smallest subnet.
+
+    Example: `supernet spaces`
+    """
+    if name is not None:
+        from supernet.cli.spaces import print_space
+
+        print_space(console, get_space(name))
+        return
+    names = list_spaces()
     table = Table()
     for col in ("space", "input", "resolutions", "kernel", "expand", "depth", "stages", "size()"):
         table.add_column(col, no_wrap=col in ("space", "size()"))

@@ -94,6 +94,8 @@ def cost(
     weights' bytes, each for fp32 and int8 (MCUNet, arXiv 2007.10319). With --int8: every
     layer's int8 SRAM (bytes in use while it runs) under --memory-planner and its Flash bytes;
     all sizes in bytes (KiB = 1024 bytes).
+
+    Example: `supernet cost --space mbv3-tiny --config largest`
     """
     from supernet.cost import block_list_from_config, cost_table, load_block_list
     from supernet.cost.mcu import check_planner

@@ -34,6 +34,9 @@ def import_ofa(
     run, so eval, predict, latency, search, specialize and transfer accept it. Images are
     normalized with the ImageNet statistics the weights were trained with; a dataset with another
     class count gets a freshly initialized classifier (a warning says so).
+
+    Example: `supernet import-ofa --weights ofa_mbv3_d234_e346_k357_w1.2.pth --space
+    ofa-mbv3-w1.2 --run-dir runs/ofa-w12 --set dataset=folder:PATH`
     """
     from supernet.train import parse_overrides
     from supernet.train.imported import import_ofa_run

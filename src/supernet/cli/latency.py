@@ -9,7 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
+from supernet.cli.console import (
+    SingleValueCommand,
+    SupernetGroup,
+    check_writable,
+    console,
+    count,
+    friendly,
+)
 from supernet.cli.cost import resolve_config
 from supernet.errors import ConfigError
 from supernet.space import describe, get_space
@@ -20,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["latency_app"]
 
 latency_app = typer.Typer(
+    cls=SupernetGroup,
     help="Measure subnet latency on this machine; build and check latency lookup tables.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -29,7 +37,8 @@ DeviceOpt = Annotated[
     str | None,
     typer.Option(
         "--device",
-        help="cpu-torch, cpu-ort or a device YAML/JSON file (default: the built-in for --runtime).",
+        help="Target device: cpu-torch, cpu-ort or a device YAML/JSON file (default: the "
+        "built-in for --runtime).",
     ),
 ]
 RuntimeOpt = Annotated[
@@ -53,8 +62,7 @@ def _device(
 
 
 def _describe_device(spec: DeviceSpec) -> str:
-    threads = f"{spec.threads} thread{'s' if spec.threads != 1 else ''}"
-    return f"{spec.name}: {spec.runtime}, {threads}, batch {spec.batch_size}"
+    return f"{spec.name}: {spec.runtime}, {count(spec.threads, 'thread')}, batch {spec.batch_size}"
 
 
 @latency_app.command(cls=SingleValueCommand)
@@ -79,6 +87,9 @@ def build(
     activation) and head is timed once as a standalone module; a few whole subnets fit a scale
     and a constant overhead. The table stores the device description, CPU model, thread count and
     runtime versions (Once-for-All, arXiv 1908.09791, Sec. 3.4).
+
+    Example: `supernet latency build --space mbv3-tiny --runtime onnxruntime --threads 1 --out
+    luts/mbv3-tiny-cpu-ort-1t.json`
     """
     from supernet.cost.lut_build import build_latency_table
 
@@ -142,6 +153,9 @@ def validate(
     measured latency, measured with the table's runtime, threads and batch size. With the drift
     check (default) it also prints the machine's speed now against build time (the table's fit
     subnets measured again) and the MAPE with that ratio taken out.
+
+    Example: `supernet latency validate --lut luts/mbv3-tiny-cpu-ort-1t.json --n 50 --plot
+    luts/validate.png`
     """
     from supernet.cost.lut import load_latency_table
     from supernet.cost.lut_validate import validate_latency_table
@@ -210,6 +224,8 @@ def measure(
 
     Eager runs under `torch.inference_mode`, in channels_last when that is faster; onnxruntime
     runs the `torch.onnx` export. With both, prints the onnxruntime / eager latency ratio.
+
+    Example: `supernet latency measure --space mbv3-tiny --config smallest --threads 1`
     """
     from supernet.cost.lut_build import measure_subnets
 

@@ -9,7 +9,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from supernet.cli.console import SingleValueCommand, check_writable, console, friendly
+from supernet.cli.console import (
+    OLD_DEVICE,
+    TORCH_DEVICE,
+    SingleValueCommand,
+    SupernetGroup,
+    check_writable,
+    console,
+    count,
+    friendly,
+    hidden_aliases,
+)
 
 __all__ = ["PREDICTOR_FILE", "predict_app"]
 
@@ -17,6 +27,7 @@ PREDICTOR_FILE = "predictor.pt"
 MAX_THREADS = 1024  # as supernet.cost.device.MAX_THREADS (not imported here: it loads torch)
 
 predict_app = typer.Typer(
+    cls=SupernetGroup,
     help="Measure subnets of a trained run (accuracy dataset) and fit an accuracy predictor.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -35,6 +46,7 @@ def _check_threads(threads: int | None) -> None:
 
 
 @predict_app.command(cls=SingleValueCommand)
+@hidden_aliases(OLD_DEVICE)
 @friendly(on_interrupt="interrupted; the subnets measured so far are saved, rerun to continue")
 def collect(
     run_dir: RunDirOpt,
@@ -45,7 +57,7 @@ def collect(
     val_images: Annotated[
         int | None, typer.Option(help="Validation images per subnet (default: the whole split).")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    torch_device: Annotated[str, typer.Option(help=f"{TORCH_DEVICE}.")] = "auto",
     threads: ThreadsOpt = None,
     force: Annotated[
         bool, typer.Option(help="Discard an existing acc_dataset.csv and start over.")
@@ -58,6 +70,8 @@ def collect(
     continues an interrupted collection with the same subnets (a larger N extends it). The
     default N = 200 took 8-9 minutes for `mbv3-tiny` on Fashion-MNIST with 2 CPU cores
     (Once-for-All, arXiv 1908.09791, Sec. 3.4).
+
+    Example: `supernet predict collect --run-dir runs/fmnist-quick`
     """
     from supernet.cli.progress import StepProgress
     from supernet.predict import collect_accuracy_dataset
@@ -77,18 +91,19 @@ def collect(
             markup=False,
             soft_wrap=True,
         )
-    console.print(f"measuring {n + 2} subnets of {escape(str(run_dir))}", soft_wrap=True)
+    console.print(f"measuring {count(n + 2, 'subnet')} of {escape(str(run_dir))}", soft_wrap=True)
     with StepProgress(console, "subnets", total=n + 2) as bar:
         bar.update(0, what="loading the run")
         data = collect_accuracy_dataset(
-            run_dir, n=n, seed=seed, val_images=val_images, device=device, force=force,
+            run_dir, n=n, seed=seed, val_images=val_images, device=torch_device, force=force,
             progress=bar.update,
         )  # fmt: skip
     acc = data.val_accuracy
     per = f" ({data.seconds / data.measured:.2f} s per subnet)" if data.measured else ""
     console.print(
-        f"{len(data)} subnets ({data.measured} measured now in {data.seconds:.0f} s{per}); "
-        f"validation accuracy {acc.min():.2f}..{acc.max():.2f}% on {data.images} images "
+        f"{count(len(data), 'subnet')} ({data.measured} measured now in "
+        f"{data.seconds:.0f} s{per}); "
+        f"validation accuracy {acc.min():.2f}..{acc.max():.2f}% on {count(data.images, 'image')} "
         f"(largest {acc[0]:.2f}%, smallest {acc[1]:.2f}%); saved {data.path}",
         soft_wrap=True,
     )
@@ -119,6 +134,9 @@ def fit(
     random ones (the largest and smallest stay in training). Prints the held-out RMSE (accuracy
     points), Kendall τ and Spearman ρ and saves the predictor with its space and encoding version
     (Once-for-All, arXiv 1908.09791, Sec. 3.4).
+
+    Example: `supernet predict fit --run-dir runs/fmnist-quick --plot
+    runs/fmnist-quick/predictor.png`
     """
     from supernet.predict import ACC_DATASET, read_accuracy_dataset, save_predictor, train_predictor
     from supernet.runtime import set_threads
@@ -144,7 +162,8 @@ def fit(
     check_fresh(run_dir, ACC_DATASET, digest, again)
     data = read_accuracy_dataset(run_dir / ACC_DATASET, space)
     console.print(
-        f"fitting on {len(data)} subnets of {escape(str(run_dir / ACC_DATASET))}", soft_wrap=True
+        f"fitting on {count(len(data), 'subnet')} of {escape(str(run_dir / ACC_DATASET))}",
+        soft_wrap=True,
     )
     predictor, report = train_predictor(
         data, space, holdout=holdout, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed

@@ -12,26 +12,33 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import (
+    OLD_DEVICE,
+    TORCH_DEVICE,
+    SupernetGroup,
+    console,
+    friendly,
+    hidden_aliases,
+)
 
 __all__ = ["MODELS", "defense_cost", "dlg", "privacy_app"]
 
 MODELS = ("transfer", "lenet")
 
 privacy_app = typer.Typer(
+    cls=SupernetGroup,
     help="Privacy of on-device updates: reconstruct training images from a shared gradient.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 
 
+@hidden_aliases({"--run": "--run-dir", "--out": "--out-dir", **OLD_DEVICE})
 @friendly
 def dlg(
     run_dir: Annotated[
-        Path | None,
-        typer.Option("--run-dir", help="Run directory written by `supernet train` (setting b)."),
+        Path | None, typer.Option(help="Run directory written by `supernet train` (setting b).")
     ] = None,
-    run_alias: Annotated[Path | None, typer.Option("--run", hidden=True)] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -73,25 +80,27 @@ def dlg(
     subnet: Annotated[
         str, typer.Option(help="--model transfer: largest, smallest, middle or ArchConfig JSON.")
     ] = "smallest",
-    out: Annotated[
+    out_dir: Annotated[
         Path | None,
-        typer.Option(help="Output folder [default: RUN/privacy, or runs/privacy-lenet]."),
+        typer.Option(help="Output folder [default: RUN_DIR/privacy, or runs/privacy-lenet]."),
     ] = None,
     threads: Annotated[
         int | None,
         typer.Option(min=1, help="Intra-op CPU threads (default: torch's; 1 beside other jobs)."),
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="cpu, cuda, cuda:N or mps (the run's device).")
+    torch_device: Annotated[
+        str, typer.Option(help=f"{TORCH_DEVICE} (loads the run there).")
     ] = "cpu",
 ) -> None:
     """Deep Leakage from Gradients (Zhu, Liu, Han, NeurIPS'19, arXiv 1906.08935).
 
     For every method × defense and seed: the victim computes the gradient of one step on a
     private batch and shares it (defended); the attacker matches it with L-BFGS on dummy images
-    and labels. Writes OUT/privacy.md (PSNR, SSIM, label rate), privacy.json,
+    and labels. Writes OUT_DIR/privacy.md (PSNR, SSIM, label rate), privacy.json,
     reconstructions.png (true vs reconstructed) and psnr_curves.png (PSNR vs iteration).
     Needs scikit-image (`pip install 'supernet[privacy]'`).
+
+    Example: `supernet privacy dlg --model lenet --seeds 5 --defense none --defense pruning:0.2`
     """
     from supernet.errors import ConfigError
     from supernet.privacy import (
@@ -108,9 +117,6 @@ def dlg(
 
     require_skimage()
     set_threads(threads)
-    if run_dir is not None and run_alias is not None:
-        raise ConfigError("give the run directory once: --run-dir (or its old spelling --run)")
-    run_dir = run_dir or run_alias
     model = model or ("transfer" if run_dir is not None else None)
     if model is None:
         raise ConfigError("give --run-dir (a trained supernet) or --model lenet (the paper's net)")
@@ -133,8 +139,10 @@ def dlg(
     if model == "transfer":
         from supernet.train import load_run
 
-        loaded = load_run(run_dir, device=device)
-    out = out or (Path(run_dir) / "privacy" if run_dir is not None else Path("runs/privacy-lenet"))
+        loaded = load_run(run_dir, device=torch_device)
+    out_dir = out_dir or (
+        Path(run_dir) / "privacy" if run_dir is not None else Path("runs/privacy-lenet")
+    )
 
     def victim_for(m: str):
         if loaded is None:
@@ -142,7 +150,13 @@ def dlg(
                 seed=seed, batch_size=batch_size, dataset=dataset, image_size=image_size
             )
         return lambda seed: transfer_victim(
-            loaded, m, seed=seed, batch_size=batch_size, target=target, subnet=subnet, device=device
+            loaded,
+            m,
+            seed=seed,
+            batch_size=batch_size,
+            target=target,
+            subnet=subnet,
+            device=torch_device,
         )
 
     rows = []
@@ -182,7 +196,7 @@ def dlg(
         )
     console.print(table)
     command = shlex.join(["supernet", *sys.argv[1:]]) if sys.argv[1:2] == ["privacy"] else ""
-    paths = write_privacy_report(rows, out, command=command)
+    paths = write_privacy_report(rows, out_dir, command=command)
     console.print(f"saved {', '.join(escape(str(p)) for p in paths)}", soft_wrap=True)
 
 

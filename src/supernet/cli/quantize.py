@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import console, count, friendly, hidden_aliases
 from supernet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,11 +40,12 @@ def _config(space: SearchSpace, text: str) -> ArchConfig:
     return resolve_config(space, text)
 
 
+@hidden_aliases({"--out": "--out-dir"})
 @friendly
 def quantize(
     run_dir: Annotated[Path, typer.Option(help="Run directory with a trained supernet.")],
-    out: Annotated[
-        Path, typer.Option(help="Directory for subnet.tflite, subnet.int8.onnx, quant.json.")
+    out_dir: Annotated[
+        Path, typer.Option(help="Folder for subnet.tflite, subnet.int8.onnx and quant.json.")
     ],
     config: Annotated[
         str,
@@ -81,8 +82,8 @@ def quantize(
     bytes measured, top-1 compared with the PyTorch int8 model and fp32); the int8 ONNX (QDQ)
     is written beside it. Needs the MCU extra: `pip install -e ".[mcu]"`.
 
-    Example: `supernet quantize --run-dir runs/fashion-mnist-quick --config smallest --out
-    exports/smallest-int8`
+    Example: `supernet quantize --run-dir runs/fmnist-quick --config largest --out-dir
+    exports/largest-int8`
     """
     import torch
 
@@ -113,7 +114,7 @@ def quantize(
         subnet = run.supernet.get_subnet(arch)
         recalibrate_bn(subnet, iter(calib_x))
         result = export_mcu_subnet(
-            subnet, out, calib_batches=calib_x, test_batches=tests, calib_images=calib_images,
+            subnet, out_dir, calib_batches=calib_x, test_batches=tests, calib_images=calib_images,
             qat_batches=qat, qat_steps=qat_steps, max_drop=max_drop, tflm_images=tflm_images,
             metadata={"run_dir": str(run_dir), "space": run.space.name, "config": arch.to_dict(),
                       "run_progress": run.progress},
@@ -121,13 +122,13 @@ def quantize(
     r = result.report
     console.print(
         f"{r['method']}: fp32 {r['fp32_accuracy']:.2f}% → int8 {r['int8_accuracy']:.2f}% "
-        f"({r['drop_points']:+.2f} points drop) on {r['test_images']} test images"
+        f"({r['drop_points']:+.2f} points drop) on {count(r['test_images'], 'test image')}"
     )
     t = r["tflite"]
     console.print(
         f"TFLM: arena {t['arena_bytes']:,} B, .tflite {t['bytes']:,} B; top-1 agreement with "
         f"the int8 model {t['tflm_vs_int8_agreement']:.2f}%, with fp32 "
-        f"{t['tflm_vs_fp32_agreement']:.2f}% on {t['tflm_images']} images"
+        f"{t['tflm_vs_fp32_agreement']:.2f}% on {count(t['tflm_images'], 'image')}"
     )
     if t["float_ops"]:
         console.print(f"[yellow]warning:[/yellow] float ops left: {escape(str(t['float_ops']))}")

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import console, friendly, hidden_aliases
 from supernet.errors import ConfigError
+from supernet.units import SIZE_HELP, parse_size
 
 if TYPE_CHECKING:
     from supernet.cost import DeviceSpec
@@ -83,11 +84,19 @@ def _run(
     console.print("saved " + ", ".join(str(p) for p in [*written, report]), markup=False)
 
 
+@hidden_aliases(
+    {"--max-peak-memory-kb": ("--max-peak-memory", "KiB"),
+     "--max-model-size-kb": ("--max-model-size", "KiB")}
+)  # fmt: skip
 @friendly
 def search(
     run_dir: RunDir,
     device: Annotated[
-        str, typer.Option(help="cpu-ort, cpu-torch or a device YAML/JSON file.")
+        str,
+        typer.Option(
+            help="Target device: cpu-ort, cpu-torch or a device YAML/JSON file (a device "
+            "profile with its runtime, threads and budgets; not the PyTorch device)."
+        ),
     ] = "cpu-ort",
     lut: Annotated[
         Path | None,
@@ -95,14 +104,18 @@ def search(
     ] = None,
     max_latency_ms: Annotated[float | None, typer.Option(help="Latency budget (ms).")] = None,
     max_macs: Annotated[float | None, typer.Option(help="MACs budget, e.g. 5e6.")] = None,
-    max_peak_memory_kb: Annotated[
-        float | None,
+    max_peak_memory: Annotated[
+        str | None,
         typer.Option(
-            help="Peak activation memory budget in KiB (1 KiB = 1024 bytes; fp32, batch 1)."
+            metavar="SIZE",
+            help=f"Peak activation memory budget (fp32, batch 1): {SIZE_HELP}; e.g. 256KiB.",
         ),
     ] = None,
-    max_model_size_kb: Annotated[
-        float | None, typer.Option(help="Model size budget in KiB (1024 bytes; fp32 weights).")
+    max_model_size: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SIZE", help=f"Model size budget (fp32 weights): {SIZE_HELP}; e.g. 2MiB."
+        ),
     ] = None,
     out_dir: OutDir = None,
     generations: Generations = 500,
@@ -116,18 +129,17 @@ def search(
     predictor, with latency from the device's lookup table; then the subnet is extracted, BN
     re-calibrated, tested, timed and exported as ONNX + TorchScript + `subnet.json`.
 
-    Example: `supernet search --run-dir runs/fashion-mnist-quick --device cpu-ort --lut
-    luts/mbv3-tiny-cpu-ort.json --max-latency-ms 0.8 --max-peak-memory-kb 256`
+    Example: `supernet search --run-dir runs/fmnist-quick --device cpu-ort --lut
+    luts/mbv3-tiny-cpu-ort-1t.json --max-latency-ms 0.3 --max-peak-memory 256KiB`
     """
     from supernet.cost import get_device
 
+    sizes = {"max_peak_memory_bytes": ("--max-peak-memory", max_peak_memory),
+             "max_model_size_bytes": ("--max-model-size", max_model_size)}  # fmt: skip
+    limits: dict[str, float | None] = {"max_latency_ms": max_latency_ms, "max_macs": max_macs}
+    for key, (option, text) in sizes.items():
+        limits[key] = None if text is None else parse_size(text, name=option)
     spec = get_device(device)
-    limits = {
-        "max_latency_ms": max_latency_ms,
-        "max_macs": max_macs,
-        "max_peak_memory_bytes": None if max_peak_memory_kb is None else max_peak_memory_kb * 1024,
-        "max_model_size_bytes": None if max_model_size_kb is None else max_model_size_kb * 1024,
-    }
     constraints = {**spec.constraints, **{k: v for k, v in limits.items() if v is not None}}
     spec = spec.replace(constraints=constraints, lut=str(lut) if lut else spec.lut)
     _run(run_dir, [spec], out_dir, generations, population, seed, recalibrate)
@@ -171,6 +183,9 @@ def specialize(
     its subnet quantized to int8 (PTQ, QAT fallback), `subnet.tflite` run in TensorFlow Lite
     Micro on the test images and `subnet.int8.onnx`; its budgets are checked on the measured
     arena and file size. Needs the MCU extra: `pip install -e ".[mcu]"`.
+
+    Example: `supernet specialize --run-dir runs/fmnist-quick --devices
+    configs/devices/demo.yaml`
     """
     from supernet.cost import load_devices
 

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import console, friendly, hidden_aliases
 from supernet.errors import ConfigError
+from supernet.units import SIZE_HELP, format_bytes, parse_size
 
 __all__ = ["tinynas"]
 
@@ -39,23 +40,26 @@ def _budget(device: str | None, devices: Path) -> tuple[str, float | None, float
     return spec.name, c.get("max_sram_bytes"), c.get("max_flash_bytes"), spec.planner
 
 
+@hidden_aliases({"--max-sram-bytes": "--max-sram", "--max-flash-bytes": "--max-flash"})
 @friendly
 def tinynas(
     device: Annotated[
         str | None,
         typer.Option(
-            help="A device name in --devices, or a device YAML/JSON file with int8 "
-            "budgets max_sram_bytes / max_flash_bytes (bytes)."
+            help="Target device: a device name in --devices, or a device YAML/JSON file with "
+            "int8 budgets max_sram_bytes / max_flash_bytes (bytes)."
         ),
     ] = None,
     devices: Annotated[
         Path, typer.Option(help="Devices file the --device name is looked up in.")
     ] = DEFAULT_DEVICES,
-    max_sram_bytes: Annotated[
-        int | None, typer.Option(min=1, help="SRAM budget in bytes (overrides the device's).")
+    max_sram: Annotated[
+        str | None,
+        typer.Option(metavar="SIZE", help=f"SRAM budget (overrides the device's): {SIZE_HELP}."),
     ] = None,
-    max_flash_bytes: Annotated[
-        int | None, typer.Option(min=1, help="Flash budget in bytes (overrides the device's).")
+    max_flash: Annotated[
+        str | None,
+        typer.Option(metavar="SIZE", help=f"Flash budget (overrides the device's): {SIZE_HELP}."),
     ] = None,
     memory_planner: Annotated[
         str | None,
@@ -75,27 +79,29 @@ def tinynas(
     Samples --samples subnets of every space (width multiplier 0.25-1.0 x resolution 16-32),
     keeps those whose int8 SRAM (under the memory planner) and Flash fit the budget, and ranks
     the spaces by the mean MACs of their fitting subnets; the first is chosen (MCUNet, arXiv
-    2007.10319, Sec. 3.1, Fig. 3). Budgets are in bytes (KiB = 1024 bytes). A budget no space
-    meets: exit 2 with the smallest SRAM and Flash found.
+    2007.10319, Sec. 3.1, Fig. 3). Device files give budgets in bytes; --max-sram and
+    --max-flash also take KiB/MiB (1024-based) or kB/MB (1000-based). A budget no space meets:
+    exit 2 with the smallest SRAM and Flash found.
 
-    Example: `supernet tinynas --device stm32f746 --samples 1000`
+    Example: `supernet tinynas --device stm32f746 --devices configs/devices/mcu.yaml --plot
+    tinynas.png`
     """
     from supernet.cost.mcu import check_planner
     from supernet.cost.tinynas import rank_spaces
     from supernet.report.tinynas import plot_tinynas_cdf, tinynas_rows
 
     name, sram, flash, planner = _budget(device, devices)
-    sram = max_sram_bytes if max_sram_bytes is not None else sram
-    flash = max_flash_bytes if max_flash_bytes is not None else flash
+    sram = parse_size(max_sram, name="--max-sram") if max_sram is not None else sram
+    flash = parse_size(max_flash, name="--max-flash") if max_flash is not None else flash
     planner = check_planner(memory_planner) if memory_planner is not None else planner
     if sram is None or flash is None:
         raise ConfigError(f"device {name!r} needs an SRAM and a Flash budget: set "
                           f"max_sram_bytes and max_flash_bytes in its constraints, or give "
-                          f"--max-sram-bytes and --max-flash-bytes")  # fmt: skip
+                          f"--max-sram and --max-flash")  # fmt: skip
     with console.status(f"sampling {samples} subnets per space"):
         result = rank_spaces(sram, flash, planner=planner, samples=samples, seed=seed)
-    table = Table(title=f"TinyNAS for {name}: SRAM <= {sram:,.0f} B, Flash <= {flash:,.0f} B "
-                        f"(int8, {planner})")  # fmt: skip
+    table = Table(title=f"TinyNAS for {name}: SRAM <= {format_bytes(sram)}, Flash <= "
+                        f"{format_bytes(flash)} (int8, {planner})")  # fmt: skip
     rows = tinynas_rows(result)
     headers = {"rank": "#", "space": "space", "width_mult": "W", "resolution": "R",
                "fitting": "fit", "mean_macs_m": "mean MACs (M)", "min_sram_bytes": "min SRAM (B)",

@@ -18,7 +18,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import OLD_DEVICE, TORCH_DEVICE, console, friendly, hidden_aliases
+from supernet.units import SIZE_HELP
 
 __all__ = ["transfer"]
 
@@ -48,16 +49,10 @@ def _reporter(progress: Progress) -> Any:
     return RichTransferReporter()
 
 
+@hidden_aliases({"--run": "--run-dir", "--out": "--out-dir", **OLD_DEVICE})
 @friendly(on_interrupt="interrupted; rerun the same command to continue (finished rows are kept)")
 def transfer(
-    run_dir: Annotated[
-        Path,
-        typer.Option(
-            "--run-dir",
-            "--run",
-            help="Run directory written by `supernet train` (--run: old name).",
-        ),
-    ],
+    run_dir: Annotated[Path, typer.Option(help="Run directory written by `supernet train`.")],
     target: Annotated[
         str,
         typer.Option(
@@ -85,8 +80,7 @@ def transfer(
         str | None,
         typer.Option(
             help="Training-memory budget for --subnet adapt, paper accounting B·A+P at "
-            "--batch-size: bytes, or with a unit KB/MB/GB (10^3/10^6/10^9 bytes) or "
-            "KiB/MiB/GiB, e.g. 2.5MB."
+            f"--batch-size: {SIZE_HELP}; e.g. 4MiB."
         ),
     ] = None,
     adapt_samples: Annotated[
@@ -154,18 +148,13 @@ def transfer(
     convert_channels: Annotated[
         bool, typer.Option(help="Convert a folder's images to the supernet's channel count.")
     ] = False,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out-dir",
-            "--out",
-            help="Output folder [default: RUN/transfer/TARGET] (--out: old name).",
-        ),
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Output folder [default: RUN_DIR/transfer/TARGET].")
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Discard results already in the output folder.")
     ] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    torch_device: Annotated[str, typer.Option(help=f"{TORCH_DEVICE}.")] = "auto",
     threads: Annotated[
         int | None, typer.Option(help="Intra-op CPU threads (default: torch's).")
     ] = None,
@@ -176,18 +165,23 @@ def transfer(
     `tinytl-l` (lite residual modules), `tinytl-l+b`. Recipe: Adam, cosine decay per step, label
     smoothing 0.1, dropout 0.2. Each method's row records test accuracy, trainable parameters,
     modelled training memory (paper B·A+P and a full accounting) and measured bytes of one real
-    step (what it holds, and the real peak of its own allocations); rows go to OUT/transfer.csv
-    and transfer.json as they finish (a rerun continues), the table to transfer.md and accuracy
-    vs memory to transfer.png. Memory is in MB = 10^6 bytes.
+    step (what it holds, and the real peak of its own allocations); rows go to
+    OUT_DIR/transfer.csv and transfer.json as they finish (a rerun continues), the table to
+    transfer.md and accuracy vs memory to transfer.png. Memory is printed in MiB
+    (1 MiB = 1,048,576 bytes).
+
+    Example: `supernet transfer --run-dir runs/fashion-mnist-proxyless-quick --target digits
+    --method tinytl-l+b --batch-size 8`
     """
     from supernet.errors import ConfigError
     from supernet.report.transfer import write_transfer_report
     from supernet.runtime import set_threads
     from supernet.space import describe
     from supernet.transfer import METHODS, check_method
-    from supernet.transfer.adapt import MB, parse_memory
+    from supernet.transfer.adapt import parse_memory
     from supernet.transfer.recipe import TransferConfig
     from supernet.transfer.run import run_transfer
+    from supernet.units import MIB, format_bytes
 
     if threads is not None and not 1 <= threads <= MAX_THREADS:
         raise typer.BadParameter(f"--threads {threads} must be in [1, {MAX_THREADS}]")
@@ -220,34 +214,34 @@ def transfer(
         outcome = run_transfer(
             run_dir, target=target, methods=methods, subnet=subnet, recipe=recipe,
             memory_budget=budget, adapt_samples=adapt_samples, frozen_precision=compare,
-            batch_one=batch_one, convert_channels=convert_channels, out_dir=out, force=force,
-            device=device, reporter=_reporter(progress), progress=on_candidate,
+            batch_one=batch_one, convert_channels=convert_channels, out_dir=out_dir, force=force,
+            device=torch_device, reporter=_reporter(progress), progress=on_candidate,
         )  # fmt: skip
     if outcome.adaptation is not None:
         chosen = outcome.adaptation.chosen
         candidates = Table(title="feature-extractor adaptation (proxy: ridge on pooled features)")
-        for col in ("candidate", "config", "paper MB", "fits", "proxy val acc (%)"):
-            candidates.add_column(col, justify="right" if col in ("paper MB",) else "left")
+        for col in ("candidate", "config", "paper MiB", "fits", "proxy val acc (%)"):
+            candidates.add_column(col, justify="right" if col == "paper MiB" else "left")
         for c in outcome.adaptation.candidates:
             score = "–" if c.score is None else f"{c.score:.2f}"
             candidates.add_row(("→ " if c is chosen else "") + c.name, describe(c.config),
-                               f"{c.memory_bytes / MB:.2f}", "yes" if c.fits else "no",
+                               f"{c.memory_bytes / MIB:.2f}", "yes" if c.fits else "no",
                                score)  # fmt: skip
         console.print(candidates)
         console.print(f"adaptation chose {chosen.name} ({describe(chosen.config)}): proxy val acc "
-                      f"{chosen.score:.2f}%, {chosen.memory_bytes / MB:.2f} MB")  # fmt: skip
+                      f"{chosen.score:.2f}%, {format_bytes(chosen.memory_bytes)}")  # fmt: skip
     if outcome.skipped:
         console.print(f"kept from an earlier run: {', '.join(outcome.skipped)} (--force reruns)")
     table = Table(title=f"{escape(outcome.target.name)} ← {describe(outcome.config)}")
-    for col in ("method", "B", "trainable", "test acc (%)", "paper MB", "measured MB",
-                "measured/modelled", "peak step MB", "train s"):  # fmt: skip
+    for col in ("method", "B", "trainable", "test acc (%)", "paper MiB", "measured MiB",
+                "measured/modelled", "peak step MiB", "train s"):  # fmt: skip
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in outcome.rows:
         table.add_row(r.key, str(r.batch_size), f"{r.trainable_params:,}",
-                      f"{r.test_accuracy:.2f}", f"{r.paper_total_bytes / MB:.2f}",
-                      f"{r.measured_total_bytes / MB:.2f}", f"{r.measured_over_modelled:.3f}",
+                      f"{r.test_accuracy:.2f}", f"{r.paper_total_bytes / MIB:.2f}",
+                      f"{r.measured_total_bytes / MIB:.2f}", f"{r.measured_over_modelled:.3f}",
                       "–" if r.measured_peak_step_bytes is None
-                      else f"{r.measured_peak_step_bytes / MB:.2f}",
+                      else f"{r.measured_peak_step_bytes / MIB:.2f}",
                       f"{r.train_seconds:.0f}")  # fmt: skip
     console.print(table)
     md, png = write_transfer_report(outcome)

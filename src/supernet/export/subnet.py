@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from supernet import __version__
+from supernet.checkpoint import new_file_mode
 from supernet.errors import ConfigError, ExportError
 from supernet.export.metadata import (
     FORMAT_VERSION,
@@ -372,7 +373,8 @@ def _versions() -> dict[str, str]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, chmod 0644, rename over ``path``."""
+    """Write to a temp file beside ``path``, fsync, chmod as a new file (0644 under umask 022),
+    rename over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -380,7 +382,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         with contextlib.suppress(OSError):  # mkstemp makes 0600; exported files are for sharing
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -29,7 +29,7 @@ def specialize_markdown(result: SpecializeResult) -> str:
     device whose budgets no subnet meets gets a row with the cheapest costs found."""
     lines = [
         "| device | budgets | subnet | pred. val acc (%) | test acc (%) | best random "
-        "≤ cost (%) | MACs (M) | params (M) | peak mem fp32 (KB) | latency pred / meas (ms) "
+        "≤ cost (%) | MACs (M) | params (M) | peak mem fp32 (KiB) | latency pred / meas (ms) "
         "| meets budgets | ONNX max abs diff |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
@@ -101,9 +101,10 @@ def mcu_markdown(result: SpecializeResult) -> list[str]:
             "—" if k not in m.meets else ("yes" if m.meets[k] else "**no**")
             for k in ("max_sram_bytes", "max_flash_bytes")
         )
+        images = f"{m.tflm_images} image{'' if m.tflm_images == 1 else 's'}"
         lines.append(
             f"| {d.device} | {m.method} | {m.fp32_accuracy:.2f} / {m.int8_accuracy:.2f} / "
-            f"{m.tflm_accuracy:.2f} ({m.tflm_images} images) | {m.tflm_vs_int8_agreement:.2f} | "
+            f"{m.tflm_accuracy:.2f} ({images}) | {m.tflm_vs_int8_agreement:.2f} | "
             f"{kib} | {m.arena_head_bytes / 1024:.1f} / {m.arena_bytes / 1024:.1f} | "
             f"{m.flash_bytes / 1024:.1f} / {m.tflite_bytes / 1024:.1f} | {meets} |"
         )

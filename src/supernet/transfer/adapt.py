@@ -19,8 +19,6 @@ backward pass:
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from supernet.space import ArchConfig, SearchSpace, describe
 from supernet.train import recalibrate_bn
 from supernet.transfer.memory import training_memory
 from supernet.transfer.methods import build_transfer_model
+from supernet.units import format_bytes, parse_size
 
 __all__ = [
     "Adaptation",
@@ -50,32 +49,19 @@ __all__ = [
     "transfer_memory_need",
 ]
 
-MB = 10**6  # memory is reported in MB = 10^6 bytes
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
-          "gib": 2**30}  # fmt: skip
+MB = 10**6  # the TinyTL paper's unit (its tables); printouts use supernet.units (KiB/MiB)
 Progress = Callable[[int, int, str], None]
 
 
 def parse_memory(text: str | int) -> int:
-    """Bytes from ``"1500000"``, ``"512KB"``, ``"2.5 MB"``, ``"1GiB"`` (KB/MB/GB = 10³/10⁶/10⁹
-    bytes, KiB/MiB/GiB = 2¹⁰/2²⁰/2³⁰; case-insensitive), rounded down.
+    """Bytes from ``"1500000"``, ``"512kB"``, ``"2.5 MB"``, ``"1GiB"``: the one size convention
+    of :func:`supernet.units.parse_size` (KiB/MiB/GiB = 2¹⁰/2²⁰/2³⁰ bytes, kB/MB/GB =
+    10³/10⁶/10⁹ bytes; case-insensitive), rounded down.
 
     Raises:
         ConfigError: not a positive number with one of those units (the value is named).
     """
-    if isinstance(text, int) and not isinstance(text, bool):
-        value, unit = float(text), ""
-    else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*", str(text),
-                             re.IGNORECASE)  # fmt: skip
-        if match is None or match.group(2).lower() not in _UNITS:
-            raise ConfigError(f"memory = {text!r} is not a size; use bytes or a number with "
-                              "B, KB, MB, GB, KiB, MiB or GiB (e.g. 2.5MB)")  # fmt: skip
-        value, unit = float(match.group(1)), match.group(2).lower()
-    size = math.floor(value * _UNITS[unit])
-    if not math.isfinite(value) or size < 1:
-        raise ConfigError(f"memory = {text!r} must be at least 1 byte")
-    return size
+    return parse_size(text, name="memory")
 
 
 def candidate_configs(
@@ -240,7 +226,7 @@ class Candidate:
     def as_dict(self) -> dict[str, Any]:
         """One ``candidates.csv`` row."""
         return {"name": self.name, "config": describe(self.config),
-                "memory_mb": round(self.memory_bytes / MB, 3), "fits": self.fits,
+                "memory_bytes": self.memory_bytes, "fits": self.fits,
                 "proxy_val_accuracy": None if self.score is None else round(self.score, 2),
                 "seconds": round(self.seconds, 2),
                 "config_json": self.config.to_json()}  # fmt: skip
@@ -280,7 +266,7 @@ def adapt_feature_extractor(
 
     Raises:
         SearchError: no candidate fits ``memory_budget``; the message gives the smallest need
-            found (MB, and which subnet) so the user knows what is achievable.
+            found (bytes and MiB, and which subnet) so the user knows what is achievable.
         ConfigError: unknown ``method``, bad ``samples`` / ``memory_budget`` / ``batch_size``.
 
     Reference: TinyTL (arXiv 2007.11622), Sec. 3.3 (feature extractor adaptation).
@@ -308,9 +294,9 @@ def adapt_feature_extractor(
     if not fitting:
         least = min(candidates, key=lambda c: c.memory_bytes)
         raise SearchError(
-            f"memory budget {memory_budget / MB:.3f} MB fits none of the {len(candidates)} "
+            f"memory budget {format_bytes(memory_budget)} fits none of the {len(candidates)} "
             f"candidate subnets for {method} at batch size {batch_size}; the smallest need found "
-            f"is {least.memory_bytes / MB:.3f} MB ({least.name}: {describe(least.config)})"
+            f"is {format_bytes(least.memory_bytes)} ({least.name}: {describe(least.config)})"
         )
     chosen = max(fitting, key=lambda c: (c.score, -c.memory_bytes))
     return Adaptation(method, batch_size, memory_budget, tuple(candidates), chosen)
