@@ -118,7 +118,7 @@ def test_lite_residual_everywhere_reaches_the_baselines_and_each_row_has_its_pea
 
     md = transfer_markdown(lite)
     assert "peak step |" in md
-    assert f"| {b.measured_peak_step_bytes / 1e6:.2f} |" in md
+    assert f"| {b.measured_peak_step_bytes / 2**20:.2f} |" in md
 
 
 def test_results_written_before_the_peak_and_the_option_still_continue(trained_run, tmp_path):
