@@ -15,6 +15,7 @@ from rich.table import Table
 
 from supernet import __version__
 from supernet.cli.ablate import ablate_app
+from supernet.cli.compress import compress
 from supernet.cli.console import SingleValueCommand, console
 from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
@@ -224,6 +225,7 @@ app.command("import-ofa", cls=SingleValueCommand)(import_ofa)
 privacy_app.command("dlg", cls=SingleValueCommand)(dlg)
 app.add_typer(privacy_app, name="privacy")
 app.command(cls=SingleValueCommand)(quantize)
+app.command(cls=SingleValueCommand)(compress)
 
 
 def main() -> None:
