@@ -15,6 +15,7 @@ from rich.table import Table
 
 from supernet import __version__
 from supernet.cli.ablate import ablate_app
+from supernet.cli.compress import compress
 from supernet.cli.console import (
     OLD_DEVICE,
     TORCH_DEVICE,
@@ -249,6 +250,7 @@ privacy_app.command("dlg", cls=SingleValueCommand)(dlg)
 privacy_app.command("cost", cls=SingleValueCommand)(defense_cost)
 app.add_typer(privacy_app, name="privacy")
 app.command(cls=SingleValueCommand)(quantize)
+app.command(cls=SingleValueCommand)(compress)
 
 
 def main() -> None:

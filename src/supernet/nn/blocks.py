@@ -10,15 +10,18 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from supernet.nn.depthwise import depthwise_conv2d
 from supernet.space import ArchConfig
 
 __all__ = [
     "NORMS",
     "ConvBNAct",
+    "DepthwiseConv2d",
     "MBConv",
     "MobileNetV3",
     "SqueezeExcite",
     "WSConv2d",
+    "WSDepthwiseConv2d",
     "fold_batchnorm",
     "group_norm_groups",
     "make_activation",
@@ -90,6 +93,60 @@ class WSConv2d(nn.Conv2d):
         return self._conv_forward(x, standardize_weight(self.weight), self.bias)
 
 
+def _fast_depthwise(conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` can run :func:`~supernet.nn.depthwise.depthwise_conv2d`: depthwise, square
+    kernel, symmetric int padding, no dilation or bias, zeros padding."""
+    return (
+        conv.groups == conv.in_channels == conv.out_channels
+        and conv.bias is None
+        and conv.padding_mode == "zeros"
+        and conv.dilation == (1, 1)
+        and conv.kernel_size[0] == conv.kernel_size[1]
+        and conv.stride[0] == conv.stride[1]
+        and isinstance(conv.padding, tuple)
+        and conv.padding[0] == conv.padding[1]
+    )
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with ``groups == in_channels == out_channels`` whose weight gradient takes the
+    same fast path as the supernet's elastic depthwise layers
+    (:func:`~supernet.nn.depthwise.depthwise_conv2d`, CPU training only).
+
+    The parameters, ``state_dict`` keys and eval outputs are ``nn.Conv2d``'s. Under TorchScript,
+    ONNX tracing, ``torch.export`` / ``torch.compile`` (PT2E quantization) and when the layer got a
+    bias (BatchNorm folding) it is plain ``nn.Conv2d``: the fast path is an autograd function
+    that only training needs.
+
+    Shapes: ``[B, C, H, W]`` → ``[B, C, H_out, W_out]``. Reference: none (an implementation of the
+    convolution's weight gradient as a matrix product; see :mod:`supernet.nn.depthwise`).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return self._conv_forward(x, self.weight, self.bias)
+        return self._eager_forward(x, self.weight)
+
+    @torch.jit.unused
+    def _eager_forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        tracing = (
+            torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+        )
+        if tracing or not _fast_depthwise(self):
+            return self._conv_forward(x, weight, self.bias)
+        return depthwise_conv2d(x, weight, self.stride[0], self.padding[0])
+
+
+class WSDepthwiseConv2d(DepthwiseConv2d):
+    """:class:`DepthwiseConv2d` with weight standardization (the depthwise :class:`WSConv2d`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = standardize_weight(self.weight)
+        if torch.jit.is_scripting():
+            return self._conv_forward(x, weight, self.bias)
+        return self._eager_forward(x, weight)
+
+
 def make_activation(name: str | None) -> nn.Module:
     """``"relu"`` → ReLU, ``"relu6"`` → ReLU6, ``"h_swish"`` → Hardswish, ``None`` → Identity."""
     if name is None:
@@ -123,7 +180,11 @@ class ConvBNAct(nn.Sequential):
         act: str | None = "relu",
         norm: str = "bn",
     ) -> None:
-        conv_cls = WSConv2d if norm == "gn" else nn.Conv2d
+        depthwise = groups > 1 and groups == in_channels == out_channels
+        if depthwise:
+            conv_cls = WSDepthwiseConv2d if norm == "gn" else DepthwiseConv2d
+        else:
+            conv_cls = WSConv2d if norm == "gn" else nn.Conv2d
         super().__init__(
             conv_cls(
                 in_channels,
@@ -258,7 +319,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     for block in module.modules():
         if (
             isinstance(block, ConvBNAct)
-            and type(block[0]) is nn.Conv2d
+            and type(block[0]) in (nn.Conv2d, DepthwiseConv2d)
             and isinstance(block[1], nn.BatchNorm2d)
         ):
             block[0] = fuse_conv_bn_eval(block[0], block[1])
