@@ -1,7 +1,8 @@
 """Does active learning beat random picking at the same number of measured subnets?
 
     PYTHONPATH=src:. python -m benches.active_learning [--initial 40] [--rounds 3] [--round 20]
-        [--seeds 0,1] [--noise 0.21] [--test 300]
+        [--seeds 0,1] [--noise 0.21] [--test 300] [--pool 1000] [--members 4] [--epochs 200]
+        [--final-epochs 500]
 
 A small experiment on a synthetic oracle (not a trained supernet: measuring hundreds of real
 subnets per arm is out of this VM's budget): a subnet's true accuracy (%) is a fixed random
@@ -52,6 +53,10 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--noise", type=float, default=0.21)
     ap.add_argument("--test", type=int, default=300)
+    ap.add_argument("--pool", type=int, default=1000)
+    ap.add_argument("--members", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=200, help="per ensemble member")
+    ap.add_argument("--final-epochs", type=int, default=500)
     args = ap.parse_args()
     space = get_space("mbv3-tiny")
     truth = _oracle(space)
@@ -74,15 +79,15 @@ def main() -> None:
         configs = list(randoms[: args.initial])
         acc = arms["random"][1][: args.initial].copy()
         for r in range(args.rounds):
-            picks = propose_subnets(configs, acc, space, args.round, pool=1000, members=4,
-                                    epochs=200, seed=seed * 100 + r)  # fmt: skip
+            picks = propose_subnets(configs, acc, space, args.round, pool=args.pool,
+                                    members=args.members, epochs=args.epochs,
+                                    seed=seed * 100 + r)  # fmt: skip
             configs += picks
             acc = np.concatenate([acc, measure(picks)])
         arms["active"] = (configs, acc)
         for arm, (c, y) in arms.items():
-            p = fit_predictor(encode(c, space), y, space, seed=seed).predict_encoded(
-                encode(test, space)
-            )
+            fit = fit_predictor(encode(c, space), y, space, epochs=args.final_epochs, seed=seed)
+            p = fit.predict_encoded(encode(test, space))
             row = [
                 stats.kendalltau(t_label, p).statistic,
                 np.sqrt(np.mean((p - t_label) ** 2)),

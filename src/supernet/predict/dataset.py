@@ -221,7 +221,7 @@ def read_accuracy_dataset(path: str | Path, space: SearchSpace) -> AccuracyDatas
             )
         acc[i] = _float_column(where, "val_accuracy", r["val_accuracy"], 0.0, 100.0)
         configs.append(config)
-    return AccuracyDataset(space, seed, tuple(configs[: len(rows)]), acc, n_images, path,
+    return AccuracyDataset(space, seed, tuple(configs), acc, n_images, path,
                            half_accuracy=read_halves(path, len(configs)))  # fmt: skip
 
 
@@ -375,9 +375,10 @@ def collect_accuracy_dataset(
     """Measure the validation accuracy of ``n + 2`` subnets of a trained run; resumable.
 
     With ``active_round`` (active learning, :mod:`supernet.predict.active`) only the first
-    ``n // 2`` random subnets come from :func:`subnet_sequence`; the rest are picked in rounds of
-    ``active_round``: an ensemble of predictors fit on the rows so far scores a pool of random
-    unmeasured subnets and the ones it disagrees on most are measured next.
+    ``n // 2`` (at least 2) random subnets come from :func:`subnet_sequence`; the rest are
+    picked in rounds of ``active_round``: an ensemble of predictors fit on the rows so far
+    scores a pool of random unmeasured subnets and the ones it disagrees on most are measured
+    next.
 
     The subnets are :func:`subnet_sequence` ``(space, n, seed)``. Each is extracted, BN
     re-calibrated on the run's ``bn_calib_images`` fixed training images and evaluated on the first
@@ -431,7 +432,8 @@ def _collect(
         log.warning("collecting accuracies of a %s", run.progress)
     config, space, splits = run.config, run.space, run.splits
     total = n + 2
-    configs = subnet_sequence(space, n if active_round is None else n // 2, seed)
+    initial = n if active_round is None else max(n // 2, min(n, 2))  # an ensemble needs >= 3
+    configs = subnet_sequence(space, initial, seed)
     val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
                       limit=val_images or config.image_limit)  # fmt: skip
     path = run.run_dir / ACC_DATASET
