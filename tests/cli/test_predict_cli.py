@@ -135,3 +135,22 @@ def test_fit_reports_the_split_half_noise_ceiling_beside_rmse_and_tau(synthetic_
     text = " ".join(result.output.split())
     assert "noise ceiling (split-half, 30 subnets): a perfect predictor would score RMSE" in text
     assert "× the noise, τ" in text and "of the ceiling" in text
+    assert "| noise ceiling (perfect predictor) |" in (run_dir / "predictor.md").read_text()
+
+
+def test_collect_active_measures_random_then_picked_subnets_and_resumes(tmp_path, trained_run):
+    from supernet.predict import read_accuracy_dataset, subnet_sequence
+
+    run_dir = shutil.copytree(trained_run, tmp_path / "run")
+    args = ["predict", "collect", "--run-dir", str(run_dir), "--n", "4", "--val-images", "60",
+            "--active", "--active-round", "1"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    space = get_space("mbv3-tiny")
+    data = read_accuracy_dataset(run_dir / ACC_DATASET, space)
+    assert len(data) == 6
+    assert list(data.configs[:4]) == subnet_sequence(space, 2, 0)  # anchors + n // 2 random
+    keys = {c.to_json() for c in data.configs}
+    assert len(keys) == 6  # the picks are new subnets
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "(0 measured now" in again.output

@@ -70,3 +70,31 @@ def test_bad_input_is_named():
         ceiling_from_noise(np.zeros(5), -1.0)
     with pytest.raises(ConfigError, match=r"correct must be \[subnets >= 2"):
         paired_noise_variance(np.zeros((1, 5)))
+
+
+def test_label_noise_per_subnet_has_the_ceilings_noise_as_its_rms():
+    from supernet.predict.noise import label_noise
+
+    _, a, b = _halves(half_noise_std=0.5)
+    per_subnet = label_noise(a, b)
+    assert per_subnet.shape == (2000,) and (per_subnet >= 0).all()
+    ceiling = noise_ceiling(a, b)
+    assert np.sqrt(np.mean(per_subnet**2)) == pytest.approx(ceiling.noise_std, rel=1e-3)
+    # one draw per subnet: the mean of |N(0, s)| is sqrt(2 / pi) s
+    assert per_subnet.mean() == pytest.approx(math.sqrt(2 / math.pi) * 0.5 / math.sqrt(2), rel=0.05)
+    a[3] = np.nan
+    assert np.isnan(label_noise(a, b)[3]) and np.isfinite(label_noise(a, b)[4])
+
+
+def test_halves_noise_ceiling_uses_the_complete_rows_and_needs_enough_of_them():
+    from supernet.predict.noise import halves_noise_ceiling
+
+    _, a, b = _halves(n=40)
+    halves = np.stack([a, b], axis=1)
+    halves[:5] = np.nan
+    ceiling = halves_noise_ceiling(halves)
+    assert ceiling is not None and ceiling.subnets == 35
+    assert ceiling == noise_ceiling(a[5:], b[5:])
+    assert halves_noise_ceiling(halves, min_subnets=36) is None
+    with pytest.raises(ConfigError, match=r"halves must be \[subnets, 2\]"):
+        halves_noise_ceiling(halves[:, 0])

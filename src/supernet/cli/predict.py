@@ -62,6 +62,16 @@ def collect(
     force: Annotated[
         bool, typer.Option(help="Discard an existing acc_dataset.csv and start over.")
     ] = False,
+    active: Annotated[
+        bool,
+        typer.Option(
+            help="Active learning: after N/2 random subnets, measure those an ensemble of "
+            "predictors disagrees on most, in rounds."
+        ),
+    ] = False,
+    active_round: Annotated[
+        int, typer.Option(min=1, help="Subnets picked per active round (with --active).")
+    ] = 20,
 ) -> None:
     """Measure the validation accuracy of the largest, the smallest and N random subnets.
 
@@ -96,7 +106,7 @@ def collect(
         bar.update(0, what="loading the run")
         data = collect_accuracy_dataset(
             run_dir, n=n, seed=seed, val_images=val_images, device=torch_device, force=force,
-            progress=bar.update,
+            progress=bar.update, active_round=active_round if active else None,
         )  # fmt: skip
     acc = data.val_accuracy
     per = f" ({data.seconds / data.measured:.2f} s per subnet)" if data.measured else ""
@@ -178,7 +188,9 @@ def fit(
                   f"{report.baseline_rmse:.3f}", f"{report.kendall_tau:.3f}",
                   f"{report.spearman_rho:.3f}")  # fmt: skip
     console.print(table)
-    ceiling = _noise_ceiling(data)
+    from supernet.predict.noise import halves_noise_ceiling
+
+    ceiling = None if data.half_accuracy is None else halves_noise_ceiling(data.half_accuracy)
     if ceiling is not None:
         console.print(
             f"noise ceiling (split-half, {ceiling.subnets} subnets): a perfect predictor would "
@@ -197,28 +209,21 @@ def fit(
     from supernet.checkpoint import write_text_atomic
     from supernet.report.predictor import predictor_markdown
 
-    write_text_atomic(run_dir / "predictor.md", predictor_markdown(report, subnets=len(data)))
+    write_text_atomic(
+        run_dir / "predictor.md", predictor_markdown(report, subnets=len(data), ceiling=ceiling)
+    )
     record_derived(run_dir, "predictor.md", derived_digest(run_dir, ACC_DATASET))
     console.print(
         f"saved {escape(str(path))} and {escape(str(run_dir / 'predictor.md'))}", soft_wrap=True
     )
     if plot is not None:
+        from supernet.predict.noise import label_noise
         from supernet.report.predictor import plot_predictor_holdout
 
-        written = plot_predictor_holdout(report, plot, title=space.name)
+        noise = None
+        if data.half_accuracy is not None and ceiling is not None:
+            noise = label_noise(data.half_accuracy[:, 0], data.half_accuracy[:, 1])
+            noise = noise[report.holdout_index]
+        written = plot_predictor_holdout(report, plot, title=space.name, label_noise=noise,
+                                         ceiling=ceiling)  # fmt: skip
         console.print(f"saved {escape(str(written))}", soft_wrap=True)
-
-
-def _noise_ceiling(data):  # -> NoiseCeiling | None
-    """The split-half noise ceiling over the subnets that have both half accuracies (>= 10)."""
-    import numpy as np
-
-    from supernet.predict.noise import noise_ceiling
-
-    halves = data.half_accuracy
-    if halves is None:
-        return None
-    ok = ~np.isnan(halves).any(axis=1)
-    if ok.sum() < 10:
-        return None
-    return noise_ceiling(halves[ok, 0], halves[ok, 1])

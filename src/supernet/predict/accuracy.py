@@ -51,6 +51,7 @@ __all__ = [
     "PREDICTOR_KIND",
     "AccuracyPredictor",
     "PredictorReport",
+    "fit_predictor",
     "load_predictor",
     "save_predictor",
     "summary_map",
@@ -245,6 +246,63 @@ def _score(measured: np.ndarray, predicted: np.ndarray, train_mean: float) -> tu
     return rmse, tau, rho, baseline
 
 
+def fit_predictor(
+    x: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    space: SearchSpace,
+    *,
+    epochs: int = 500,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-1,
+    hidden: Sequence[int] = (400, 400, 400),
+    summary_features: bool = True,
+    seed: int = 0,
+) -> AccuracyPredictor:
+    """Fit an :class:`AccuracyPredictor` on all of ``x``, ``y`` (no hold-out): the training loop
+    of :func:`train_predictor`, which documents it. Returns the predictor in eval mode.
+
+    Shapes: ``x`` float [N, F] (:func:`supernet.space.encode`), ``y`` float [N] accuracy (%).
+
+    Raises:
+        ConfigError: fewer than 2 rows, or ``x`` and ``y`` of different lengths.
+    """
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y).float().reshape(-1)
+    if x.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] < 2:
+        raise ConfigError(f"fit on x {tuple(x.shape)} and y {tuple(y.shape)}: need [N, F] and "
+                          "[N] with N >= 2")  # fmt: skip
+    mean, std = float(y.mean()), float(y.std())
+    std = std if std > 1e-6 else 1.0
+    if not summary_features:  # the reference: fractions in [0, 1], no rescaling by the data
+        std = 100.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        predictor = AccuracyPredictor(
+            space,
+            hidden=hidden,
+            base_accuracy=mean,
+            accuracy_scale=std,
+            summary_features=summary_features,
+        )
+    decay = [p for n, p in predictor.named_parameters() if n.endswith("weight")]
+    rest = [
+        p for n, p in predictor.named_parameters() if not n.endswith("weight") and p.requires_grad
+    ]
+    optimizer = torch.optim.Adam(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        lr=lr,
+    )
+    predictor.train()
+    for step in range(epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / epochs))
+        loss = torch.mean(((predictor(x) - y) / std) ** 2)  # standardized squared error
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return predictor.eval()
+
+
 def train_predictor(
     dataset: AccuracyDataset,
     space: SearchSpace | None = None,
@@ -299,37 +357,10 @@ def train_predictor(
     x_all = torch.from_numpy(encode(list(dataset.configs), space))
     y_all = torch.from_numpy(np.asarray(dataset.val_accuracy, dtype=np.float64))
     train_idx, test_idx = _split(dataset.configs, space, holdout, seed)
-    x, y = x_all[train_idx], y_all[train_idx].float()
-    mean, std = float(y.mean()), float(y.std())
-    std = std if std > 1e-6 else 1.0
-    if not summary_features:  # the reference: fractions in [0, 1], no rescaling by the data
-        std = 100.0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        predictor = AccuracyPredictor(
-            space,
-            hidden=hidden,
-            base_accuracy=mean,
-            accuracy_scale=std,
-            summary_features=summary_features,
-        )
-    decay = [p for n, p in predictor.named_parameters() if n.endswith("weight")]
-    rest = [
-        p for n, p in predictor.named_parameters() if not n.endswith("weight") and p.requires_grad
-    ]
-    optimizer = torch.optim.Adam(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}],
-        lr=lr,
-    )
-    predictor.train()
-    for step in range(epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / epochs))
-        loss = torch.mean(((predictor(x) - y) / std) ** 2)  # standardized squared error
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    predictor.eval()
+    predictor = fit_predictor(x_all[train_idx], y_all[train_idx], space, epochs=epochs, lr=lr,
+                              weight_decay=weight_decay, hidden=hidden,
+                              summary_features=summary_features, seed=seed)  # fmt: skip
+    mean = float(y_all[train_idx].float().mean())
     measured = y_all[test_idx].numpy()
     predicted = predictor.predict_encoded(x_all[test_idx])
     rmse, tau, rho, baseline = _score(measured, predicted, mean)

@@ -329,9 +329,15 @@ class _SubnetScorer:
 
 
 def _resume_rows(
-    path: Path, space: SearchSpace, seed: int, images: int, expected: Sequence[ArchConfig]
+    path: Path,
+    space: SearchSpace,
+    seed: int,
+    images: int,
+    expected: Sequence[ArchConfig],
+    extra: int = 0,
 ) -> list[dict]:
-    """Rows of an existing csv that match this collection, checked row by row."""
+    """Rows of an existing csv that match this collection, checked row by row; up to ``extra``
+    rows beyond ``expected`` (an active collection's picks) are kept unchecked."""
     if not path.exists():
         return []
     done = read_accuracy_dataset(path, space)
@@ -351,7 +357,7 @@ def _resume_rows(
                 f"{path} row {i} holds {config.to_json()}, but seed {seed} gives "
                 f"{expected[i].to_json()} there; force a new collection"
             )
-    return done.rows()[: len(expected)]
+    return done.rows()[: len(expected) + extra]
 
 
 def collect_accuracy_dataset(
@@ -364,8 +370,15 @@ def collect_accuracy_dataset(
     save_every: int = 10,
     force: bool = False,
     progress: ProgressFn | None = None,
+    active_round: int | None = None,
 ) -> AccuracyDataset:
     """Measure the validation accuracy of ``n + 2`` subnets of a trained run; resumable.
+
+    With ``active_round`` (active learning, :mod:`supernet.predict.active`) only the first
+    ``n // 2`` (at least 2) random subnets come from :func:`subnet_sequence`; the rest are
+    picked in rounds of ``active_round``: an ensemble of predictors fit on the rows so far
+    scores a pool of random unmeasured subnets and the ones it disagrees on most are measured
+    next.
 
     The subnets are :func:`subnet_sequence` ``(space, n, seed)``. Each is extracted, BN
     re-calibrated on the run's ``bn_calib_images`` fixed training images and evaluated on the first
@@ -391,12 +404,16 @@ def collect_accuracy_dataset(
         ("seed", seed, 0),
         ("save_every", save_every, 1),
         ("val_images", val_images, 1),
+        ("active_round", active_round, 1),
     ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < low):  # fmt: skip
             raise ConfigError(f"{name} = {value!r} must be an integer >= {low}")
     with distributed_session(detect_runtime(device, amp=False)):
-        return _collect(run_dir, n, seed, val_images, device, save_every, force, progress)
+        if active_round is not None and world_size() > 1:
+            raise ConfigError("active_round: active collection runs in one process, not torchrun")
+        return _collect(run_dir, n, seed, val_images, device, save_every, force, progress,
+                        active_round)  # fmt: skip
 
 
 def _collect(
@@ -408,12 +425,15 @@ def _collect(
     save_every: int,
     force: bool,
     progress: ProgressFn | None,
+    active_round: int | None = None,
 ) -> AccuracyDataset:
     run = load_run(run_dir, device=device)
     if not run.finished:
         log.warning("collecting accuracies of a %s", run.progress)
     config, space, splits = run.config, run.space, run.splits
-    configs = subnet_sequence(space, n, seed)
+    total = n + 2
+    initial = n if active_round is None else max(n // 2, min(n, 2))  # an ensemble needs >= 3
+    configs = subnet_sequence(space, initial, seed)
     val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
                       limit=val_images or config.image_limit)  # fmt: skip
     path = run.run_dir / ACC_DATASET
@@ -426,19 +446,24 @@ def _collect(
     if is_main_process():
         record_derived(run.run_dir, ACC_DATASET, run.checkpoint_digest)
     barrier()
-    rows = _resume_rows(path, space, seed, val.num_samples, configs)
+    rows = _resume_rows(path, space, seed, val.num_samples, configs, total - len(configs))
+    configs += [ArchConfig.from_json(str(r["config"])) for r in rows[len(configs) :]]
     resumed, collect_start = len(rows), time.perf_counter()
     known = read_halves(path, len(rows)) if rows else np.zeros((0, 2))
     halves = [halves_row(i, *known[i]) for i in range(len(rows)) if not np.isnan(known[i]).any()]
-    if len(rows) < len(configs):
+    if len(rows) < total:
         calib = calibration_loader(splits.train, config.calib_images, config.eval_batch_size, 0)
         score = _SubnetScorer(run.supernet, calib, val, run.device, config.channels_last)
         if progress is not None:
-            progress(len(rows), len(configs), f"{len(rows)} subnets in {path.name}")
+            progress(len(rows), total, f"{len(rows)} subnets in {path.name}")
         written, world = len(rows), world_size()
         try:  # under torchrun each rank measures one subnet of every chunk of `world`
-            for i in range(len(rows), len(configs), world):
+            for i in range(len(rows), total, world):
                 start = time.perf_counter()
+                if i >= len(configs):  # an active round: pick the next subnets
+                    configs += _active_picks(
+                        configs, rows, space, min(active_round or 1, total - i), seed + i
+                    )
                 chunk = configs[i : i + world]
                 for k, (acc, even, odd) in enumerate(shard_map(score, chunk)):
                     rows.append(_row(i + k, chunk[k], acc, score.images, space.name, seed))
@@ -451,7 +476,7 @@ def _collect(
                          [float(r["val_accuracy"]) for r in rows[i:]], seconds)  # fmt: skip
                 if progress is not None:
                     last = float(rows[-1]["val_accuracy"])
-                    progress(len(rows), len(configs), f"{last:.2f}% ({seconds:.1f} s)")
+                    progress(len(rows), total, f"{last:.2f}% ({seconds:.1f} s)")
         finally:
             if len(rows) > written and is_main_process():
                 _write(path, rows, halves)
@@ -459,6 +484,7 @@ def _collect(
     half_accuracy = np.full((len(rows), 2), np.nan)
     for h in halves:
         half_accuracy[int(h["index"])] = (h["val_accuracy_even"], h["val_accuracy_odd"])
+    configs = configs[: len(rows)]
     return AccuracyDataset(space, seed, tuple(configs), acc, int(rows[0]["images"]), path,
                            measured=len(rows) - resumed,
                            seconds=time.perf_counter() - collect_start,
@@ -470,3 +496,15 @@ def _write(path: Path, rows: list[dict], halves: list[dict]) -> None:
     if halves:
         write_csv_atomic(halves_path(path), halves)
     write_csv_atomic(path, rows)
+
+
+def _active_picks(
+    configs: list[ArchConfig], rows: list[dict], space: SearchSpace, k: int, seed: int
+) -> list[ArchConfig]:
+    """The next ``k`` subnets of an active collection (imported here: it trains predictors)."""
+    from supernet.predict.active import propose_subnets
+
+    acc = np.array([float(r["val_accuracy"]) for r in rows])
+    picks = propose_subnets(configs[: len(rows)], acc, space, k, seed=seed)
+    log.info("active round: %d subnets picked by ensemble disagreement", len(picks))
+    return picks

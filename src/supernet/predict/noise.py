@@ -30,7 +30,14 @@ from scipy import stats
 
 from supernet.errors import ConfigError
 
-__all__ = ["NoiseCeiling", "ceiling_from_noise", "noise_ceiling", "paired_noise_variance"]
+__all__ = [
+    "NoiseCeiling",
+    "ceiling_from_noise",
+    "halves_noise_ceiling",
+    "label_noise",
+    "noise_ceiling",
+    "paired_noise_variance",
+]
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,51 @@ def noise_ceiling(half_a: np.ndarray, half_b: np.ndarray) -> NoiseCeiling:
     split_tau = float(stats.kendalltau(a, b).statistic)
     return NoiseCeiling(a.size, math.sqrt(noise_var), float(labels.std(ddof=1)), split_tau,
                         rmse, tau)  # fmt: skip
+
+
+def halves_noise_ceiling(halves: np.ndarray, *, min_subnets: int = 10) -> NoiseCeiling | None:
+    """:func:`noise_ceiling` over the rows of ``halves`` that hold both half accuracies, or
+    ``None`` when fewer than ``min_subnets`` do (too few to estimate the noise).
+
+    Shapes: ``halves`` float [N, 2] (even, odd; NaN where a subnet has none), as
+    :attr:`supernet.predict.AccuracyDataset.half_accuracy`.
+
+    Raises:
+        ConfigError: ``halves`` is not [N, 2], or ``min_subnets`` < 3.
+    """
+    h = np.asarray(halves, dtype=np.float64)
+    if h.ndim != 2 or h.shape[1] != 2:
+        raise ConfigError(f"halves must be [subnets, 2] (even, odd), got {h.shape}")
+    if min_subnets < 3:
+        raise ConfigError(f"min_subnets = {min_subnets!r} must be >= 3")
+    ok = ~np.isnan(h).any(axis=1)
+    if int(ok.sum()) < min_subnets:
+        return None
+    return noise_ceiling(h[ok, 0], h[ok, 1])
+
+
+def label_noise(half_a: np.ndarray, half_b: np.ndarray) -> np.ndarray:
+    """Each subnet's own estimate of its label's measurement noise (points), from its halves.
+
+    ``|d - mean(d)| / 2`` with ``d = half_a - half_b``: the deviation of one subnet's half
+    difference from the shared difficulty offset, scaled to the label ``(a + b) / 2``. One draw
+    per subnet, so each value is rough (its expectation is ``sqrt(2 / pi)`` = 0.80 of the noise
+    std), but its root mean square over the subnets is :func:`noise_ceiling`'s ``noise_std``
+    (up to ``(N - 1) / N``). Used for the error bars of the predictor plot. NaN halves give NaN.
+
+    Shapes: ``half_a``, ``half_b`` float [N] -> float64 [N].
+
+    Raises:
+        ConfigError: the shapes differ.
+    """
+    a = np.asarray(half_a, dtype=np.float64).reshape(-1)
+    b = np.asarray(half_b, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ConfigError(f"half accuracies of {a.size} and {b.size} subnets; need one pair each")
+    d = a - b
+    ok = np.isfinite(d)
+    offset = float(d[ok].mean()) if ok.any() else 0.0
+    return np.abs(d - offset) / 2.0
 
 
 def paired_noise_variance(correct: np.ndarray) -> float:

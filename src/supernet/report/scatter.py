@@ -18,9 +18,13 @@ def plot_measured_vs_predicted(
     quantity: str,
     label: str,
     title: str,
+    measured_err: np.ndarray | None = None,
+    err_label: str = "measurement noise",
 ) -> Path:
     """Scatter ``predicted`` (y) against ``measured`` (x), both ``[N]`` in the unit named in
     ``quantity`` (e.g. ``"latency (ms)"``), with the y = x line; write a PNG to ``path``.
+    ``measured_err`` ``[N]`` (same unit; NaN: none): each measurement's noise, drawn as a
+    horizontal error bar (the noise is in the measured value, on x) labelled ``err_label``.
 
     Returns the path written (its directory is created).
     """
@@ -36,6 +40,10 @@ def plot_measured_vs_predicted(
     ax = fig.subplots()
     ax.plot([lo, hi], [lo, hi], color="0.6", linewidth=1, label="y = x")
     ax.scatter(measured, predicted, s=14, label=label)
+    if measured_err is not None:
+        err = np.nan_to_num(np.asarray(measured_err, dtype=np.float64), nan=0.0)
+        ax.errorbar(measured, predicted, xerr=err, fmt="none", ecolor="C0", alpha=0.45,
+                    elinewidth=0.8, capsize=0, label=err_label)  # fmt: skip
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_xlabel(f"measured {quantity}")
