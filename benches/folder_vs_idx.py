@@ -4,14 +4,16 @@ The same images reach a training run two ways: as IDX files (``dataset: fashion-
 :func:`supernet.data.load_fashion_mnist` from ``$SUPERNET_DATA``) and as PNGs in a folder tree
 (``dataset: folder:ROOT``, decoded by Pillow). Only the data path differs:
 
-* Images: the first ``--n-train`` images of the standard train split (seed 0), all 10,000 of the
-  standard val split and all 10,000 t10k test images — ``n_train + 20,000`` PNGs in
-  ``ROOT/{train,val,test}/CLASS/``; the IDX copy holds the same images in a private directory
-  (a train file of ``n_train + 10,000`` images laid out so that the loader's seeded
-  train/val split (``val_size`` 10,000) returns exactly these train and val images).
-* Order: every split sorted by class (stable), in both copies, so that the folder listing
-  (sorted class folders, zero-padded file names) and the IDX order agree image for image — the
-  shuffled batches, the BN-calibration subset and the ``val_limit`` prefix are then the same.
+* Images: the first ``--n-train`` images of the standard train split (seed 0), the preset's
+  ``val_limit`` first images of the standard val split (the only val images a run scores) and
+  all 10,000 t10k test images, as PNGs in ``ROOT/{train,val,test}/CLASS/``; the IDX copy holds
+  the same images in a private directory (a train file of ``n_train + 10,000`` images laid out
+  so that the loader's seeded train/val split (``val_size`` 10,000) returns exactly these train
+  images, and a val split that starts with these val images).
+* Order: every split (of val, that prefix) sorted by class (stable), in both copies, so that
+  the folder listing (sorted class folders, zero-padded file names) and the IDX order agree
+  image for image — the shuffled batches, the BN-calibration subset and the ``val_limit``
+  prefix are then the same.
 * Size: ``image_size=28`` for the folder run keeps the PNGs at their native 28 px (the folder
   default, the space's largest resolution 32, would upsample them with Pillow at load time while
   the IDX run resizes 28 px tensors per batch). The quick preset trains without augmentation, so
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,8 +38,16 @@ from pathlib import Path
 import numpy as np
 
 from supernet.data import FASHION_MNIST_FILES, load_fashion_mnist, write_idx
+from supernet.train import load_config
 
-__all__ = ["CLASS_NAMES", "VAL_SIZE", "class_sorted", "write_idx_dir", "write_png_tree"]
+__all__ = [
+    "CLASS_NAMES",
+    "VAL_SIZE",
+    "class_sorted",
+    "val_prefix",
+    "write_idx_dir",
+    "write_png_tree",
+]
 
 CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                "bag", "ankle-boot")  # fmt: skip
@@ -80,10 +91,11 @@ def write_idx_dir(
     return directory
 
 
-def write_png_tree(root: Path, splits: dict[str, Split]) -> int:
+def write_png_tree(root: Path, splits: dict[str, Split], *, skip_existing: bool = False) -> int:
     """Write ``ROOT/SPLIT/LABEL-NAME/NNNNN.png`` (8-bit grey, lossless) for each split; the
     file number is the image's position in the split, so a folder listing (sorted class folders,
-    sorted names) gives back a class-sorted split in its order. Returns the number of files."""
+    sorted names) gives back a class-sorted split in its order. ``skip_existing`` keeps files
+    already there. Returns the number of images in ``splits``."""
     from PIL import Image
 
     width = max(5, len(str(max(len(y) for _, y in splits.values()))))
@@ -92,19 +104,35 @@ def write_png_tree(root: Path, splits: dict[str, Split]) -> int:
         for i, (image, label) in enumerate(zip(images, labels, strict=True)):
             folder = root / split / f"{int(label)}-{CLASS_NAMES[int(label)]}"
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.ascontiguousarray(image), "L").save(folder / f"{i:0{width}d}.png")
+            path = folder / f"{i:0{width}d}.png"
+            if not (skip_existing and path.exists()):
+                Image.fromarray(np.ascontiguousarray(image), "L").save(path)
             count += 1
     return count
 
 
-def _sources(n_train: int) -> dict[str, Split]:
-    """The first ``n_train`` standard-split train images, the val split and t10k, class-sorted."""
+def val_prefix(images: np.ndarray, labels: np.ndarray, val_images: int) -> tuple[Split, Split]:
+    """(folder val split, IDX val split) for a run that scores the first ``val_images`` (its
+    ``val_limit``) of the val split in order: the folder holds those images class-sorted, the
+    IDX val split starts with them in the same order and holds the rest after them."""
+    prefix = class_sorted(images[:val_images], labels[:val_images])
+    idx_val = (np.concatenate([prefix[0], images[val_images:]]),
+               np.concatenate([prefix[1], labels[val_images:]]))  # fmt: skip
+    return prefix, idx_val
+
+
+def _sources(n_train: int, val_images: int) -> tuple[dict[str, Split], Split]:
+    """(PNG splits, IDX val split) from the standard Fashion-MNIST splits (seed 0): the first
+    ``n_train`` train images and all of t10k, class-sorted, and the val split as
+    :func:`val_prefix` lays it out (its first ``val_images`` are the ones the 50,000-image
+    run scores)."""
     splits = load_fashion_mnist()
-    out = {}
-    for name, n in (("train", n_train), ("val", None), ("test", None)):
-        ds = getattr(splits, name)
-        out[name] = class_sorted(ds.images[:n, 0].numpy(), ds.labels[:n].numpy())
-    return out
+    train = class_sorted(splits.train.images[:n_train, 0].numpy(),
+                         splits.train.labels[:n_train].numpy())  # fmt: skip
+    test = class_sorted(splits.test.images[:, 0].numpy(), splits.test.labels.numpy())
+    val, idx_val = val_prefix(splits.val.images[:, 0].numpy(), splits.val.labels.numpy(),
+                              val_images)  # fmt: skip
+    return {"train": train, "val": val, "test": test}, idx_val
 
 
 def _train_and_eval(run_dir: Path, preset: str, sets: list[str], env: dict) -> subprocess.Popen:
@@ -123,7 +151,9 @@ def _eval_rows(run_dir: Path) -> list[dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, required=True, help="where data and runs go")
+    parser.add_argument("--work", type=Path, required=True,
+                        help="data go to WORK/idx and WORK/png (written once), runs to "
+                             "WORK/runs-PRESET/{idx,folder}")  # fmt: skip
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--preset", default="fashion-mnist-quick")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
@@ -131,13 +161,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra override for both runs (e.g. image_limit=256)")  # fmt: skip
     args = parser.parse_args(argv)
     work = args.work.resolve()
-    idx_dir, png_root, runs = work / "idx", work / "png", work / "runs"
+    idx_dir, png_root, runs = work / "idx", work / "png", work / f"runs-{args.preset}"
     start = time.perf_counter()
-    if not (png_root / "done").exists():
-        sources = _sources(args.n_train)
-        write_idx_dir(idx_dir, sources["train"], sources["val"], sources["test"])
-        count = write_png_tree(png_root, sources)
-        (png_root / "done").touch()
+    val_images = load_config(args.preset).val_images or VAL_SIZE
+    marker = png_root / f"done-{args.n_train}-{val_images}"
+    if not marker.exists():
+        if any(png_root.glob("done-*")):  # written for other settings
+            shutil.rmtree(png_root)
+        sources, idx_val = _sources(args.n_train, val_images)
+        write_idx_dir(idx_dir, sources["train"], idx_val, sources["test"])
+        count = write_png_tree(png_root, sources, skip_existing=True)  # resumes a killed write
+        marker.touch()
         print(f"wrote {count} PNGs and the IDX copy in {time.perf_counter() - start:.0f} s")
     runs.mkdir(parents=True, exist_ok=True)
     common = [f"threads={args.threads}", *args.sets]

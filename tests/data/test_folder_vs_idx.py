@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from benches.folder_vs_idx import VAL_SIZE, class_sorted, write_idx_dir, write_png_tree
+from benches.folder_vs_idx import VAL_SIZE, class_sorted, val_prefix, write_idx_dir, write_png_tree
 
 from supernet.data import BatchLoader
 from supernet.errors import ConfigError
@@ -33,12 +33,13 @@ def _split(rng, n, *, noise=True):
 @pytest.fixture(scope="module")
 def twin_files(tmp_path_factory):
     """(IDX directory, PNG root, splits): 60 train and 30 test images; the IDX val split holds
-    the loader's 10,000 images, the folder's val/ 20 of them."""
+    the loader's 10,000 images, the folder's val/ its first 20 (class-sorted in both)."""
     tmp_path = tmp_path_factory.mktemp("twins")
     rng = np.random.default_rng(3)
     train, val, test = _split(rng, 60), _split(rng, VAL_SIZE, noise=False), _split(rng, 30)
-    idx_dir = write_idx_dir(tmp_path / "idx", train, val, test, compress=False)
-    small_val = class_sorted(val[0][:20], val[1][:20])
+    rng.shuffle(order := np.arange(VAL_SIZE))
+    small_val, idx_val = val_prefix(val[0][order], val[1][order], 20)  # a val_limit of 20
+    idx_dir = write_idx_dir(tmp_path / "idx", train, idx_val, test, compress=False)
     assert write_png_tree(tmp_path / "png", {"train": train, "val": small_val, "test": test}) == 110
     return idx_dir, tmp_path / "png", (train, small_val, test)
 
@@ -61,9 +62,10 @@ def test_a_png_folder_at_native_size_gives_the_idx_runs_tensors(twin_datasets):
         x, y = getattr(a, split), getattr(b, split)
         assert torch.equal(x.images, y.images) and torch.equal(x.labels, y.labels), split
     assert b.input_size == 28 and a.train.mean == b.train.mean and a.train.std == b.train.std
-    val_ids = {bytes(im) for im in a.val.images.numpy()}
-    assert all(bytes(im) in val_ids for im in b.val.images.numpy())  # folder val ⊂ IDX val
-    assert np.array_equal(b.val.images[:, 0].numpy(), small_val[0])
+    # the folder's val/ is the IDX val split's first 20 images (those a val_limit of 20 scores)
+    assert torch.equal(a.val.images[:20], b.val.images)
+    assert torch.equal(a.val.labels[:20], b.val.labels)
+    assert np.array_equal(b.val.images[:, 0].numpy(), small_val[0]) and len(set(small_val[1])) > 5
     # the trainer's shuffled batches: same generator state, same tensors
     for augment in (False, True):  # True: both datasets' own augmentation is on
         batches = [
