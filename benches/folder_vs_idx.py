@@ -157,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-train", type=int, default=5000)
     parser.add_argument("--preset", default="fashion-mnist-quick")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
+    parser.add_argument("--val-images", type=int, default=None,
+                        help="val images in the folder (default: the preset's val_limit; any "
+                             "val_limit up to it scores the same images in both runs)")  # fmt: skip
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="extra override for both runs (e.g. image_limit=256)")  # fmt: skip
     args = parser.parse_args(argv)
     work = args.work.resolve()
     idx_dir, png_root, runs = work / "idx", work / "png", work / f"runs-{args.preset}"
     start = time.perf_counter()
-    val_images = load_config(args.preset).val_images or VAL_SIZE
+    val_images = args.val_images or load_config(args.preset).val_images or VAL_SIZE
     marker = png_root / f"done-{args.n_train}-{val_images}"
     if not marker.exists():
         if any(png_root.glob("done-*")):  # written for other settings
