@@ -149,6 +149,15 @@ def _eval_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def identical_weights(run_a: Path, run_b: Path) -> tuple[int, int]:
+    """(tensors equal bit for bit, tensors) of the two runs' final supernet weights."""
+    from supernet.checkpoint import load_checkpoint
+
+    a = load_checkpoint(run_a / "checkpoint.pt")[0]["model"]
+    b = load_checkpoint(run_b / "checkpoint.pt")[0]["model"]
+    return sum(k in b and bool((a[k] == b[k]).all()) for k in a), len(a)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True,
@@ -201,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         ia, fa = float(a["accuracy"]), float(b["accuracy"])
         print(f"| {a['subnet']} | {a['config']} | {ia:.2f} | {fa:.2f} | {fa - ia:+.2f} |")
     print(f"test images scored: {idx_rows[0]['images']} (IDX), {folder_rows[0]['images']} (folder)")
+    same, total = identical_weights(runs / "idx", runs / "folder")
+    print(f"supernet weights equal bit for bit: {same} of {total} tensors")
     return 0
 
 
