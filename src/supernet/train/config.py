@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from supernet.data import check_dataset_name
+from supernet.data import FOLDER_PREFIX, check_dataset_name
 from supernet.errors import ConfigError
 from supernet.space import list_spaces, tinynas_space_names
 from supernet.train.overrides import apply_overrides, parse_overrides
@@ -103,6 +103,11 @@ class TrainConfig:
     preset): training images per epoch in every phase (over ``train_limit`` and the phases' own
     ``train_limit``), validation images, BN calibration images, and the test images that
     ``supernet eval`` and ``specialize`` score (``None``: no cap).
+    ``image_size``: the side in pixels a folder dataset's images are decoded to (the ImageNet
+    recipe's shorter-side resize and centre crop, :func:`supernet.data.read_image`); ``None``:
+    the space's largest resolution. Set it to the images' own size (28 for Fashion-MNIST written
+    as PNGs) to keep them pixel for pixel, as a built-in dataset is kept: the trainer then resizes
+    every batch to each subnet's resolution from the same pixels. Folder datasets only.
     ``checkpoint_every``: also checkpoint every this many optimizer steps inside an epoch (``None``:
     only at epoch ends); a killed run loses at most that many steps.
     """
@@ -127,6 +132,7 @@ class TrainConfig:
     dropout: float = 0.1
     train_limit: int | None = None
     image_limit: int | None = None
+    image_size: int | None = None
     val_limit: int | None = 2000
     bn_calib_images: int = 2000
     eval_batch_size: int = 500
@@ -163,8 +169,14 @@ class TrainConfig:
         _check_int("seed", self.seed, 0)
         for name in ("batch_size", "eval_batch_size", "bn_calib_images"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("train_limit", "image_limit", "val_limit", "threads", "checkpoint_every"):
+        for name in ("train_limit", "image_limit", "val_limit", "threads", "checkpoint_every",
+                     "image_size"):  # fmt: skip
             _check_int(name, getattr(self, name), 1, optional=True)
+        if self.image_size is not None and not self.dataset.startswith(FOLDER_PREFIX):
+            raise ConfigError(
+                f"image_size = {self.image_size} applies to folder datasets only; dataset = "
+                f"{self.dataset!r} keeps its native size (set image_size: null)"
+            )
         if self.threads is not None and self.threads > MAX_THREADS:
             raise ConfigError(f"threads = {self.threads} must be null or in [1, {MAX_THREADS}]")
         for name in ("weight_decay", "kd_ratio", "momentum"):

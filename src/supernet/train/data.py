@@ -1,12 +1,13 @@
 """The dataset of a training run: built-in by name, or an image folder (``folder:PATH``) whose
 statistics are computed once and saved with the run.
 
-For a folder the images are decoded at the space's largest resolution with the ImageNet recipe
-(:func:`supernet.data.read_image`, ``recipe="imagenet"``; with ``augment: true`` training draws
-random resized crops and flips), split by ``seed`` (or by ``train/ val/ test/`` sub-trees), and
-the classes, channel count, per-channel mean/std and skipped files are written to
-``RUN/dataset.json`` on the first load. Later loads (``resume``, ``eval``, ``predict``,
-``specialize``, ``transfer``) reuse the saved mean/std and refuse a folder whose classes changed.
+For a folder the images are decoded at ``image_size`` (default: the space's largest resolution)
+with the ImageNet recipe (:func:`supernet.data.read_image`, ``recipe="imagenet"``; with
+``augment: true`` training draws random resized crops and flips), split by ``seed`` (or by
+``train/ val/ test/`` sub-trees), and the classes, channel count, per-channel mean/std and
+skipped files are written to ``RUN/dataset.json`` on the first load. Later loads (``resume``,
+``eval``, ``predict``, ``specialize``, ``transfer``) reuse the saved mean/std and refuse a
+folder whose classes changed.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def load_run_dataset(
     statistics they were trained with) or else those of the train split. Unreadable images are
     skipped (see :func:`supernet.data.load_image_folder`) and their count logged.
 
-    Shapes: folder images uint8 ``[N, C, R, R]`` with R the space's largest resolution.
+    Shapes: folder images uint8 ``[N, C, R, R]`` with R = ``config.image_size``, by default the
+    space's largest resolution.
 
     Raises:
         DataNotFoundError: the dataset's files or folder are missing.
@@ -56,7 +58,7 @@ def load_run_dataset(
     record = None
     if record_path is not None and record_path.is_file():
         record = json.loads(record_path.read_text())
-    size = max(get_space(config.space).resolutions)
+    size = config.image_size or max(get_space(config.space).resolutions)
     if record is not None:
         stats = (tuple(record["mean"]), tuple(record["std"]))
     splits = load_dataset(config.dataset, size=size, seed=config.seed, recipe="imagenet",
