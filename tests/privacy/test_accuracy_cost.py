@@ -39,7 +39,7 @@ def test_the_cli_writes_the_table_with_none_first(trained_run, tmp_path):
     out = tmp_path / "cost"
     result = CliRunner().invoke(app, [
         "privacy", "cost", "--run-dir", str(trained_run), "--method", "last", "--defense",
-        "int8", "--epochs", "1", "--train-limit", "32", "--out", str(out), "--threads", "1",
+        "int8", "--epochs", "1", "--train-limit", "32", "--out-dir", str(out), "--threads", "1",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     table = (out / "privacy_cost.md").read_text()
@@ -48,7 +48,7 @@ def test_the_cli_writes_the_table_with_none_first(trained_run, tmp_path):
     assert "| +0.00 |" in rows[0]
     payload = json.loads((out / "privacy_cost.json").read_text())
     assert [r["defense"] for r in payload["rows"]] == ["none", "int8"]
-    bad_args = ["--defense", "pruning:2", "--out", str(tmp_path / "x")]
+    bad_args = ["--defense", "pruning:2", "--out-dir", str(tmp_path / "x")]
     bad = CliRunner().invoke(app, ["privacy", "cost", "--run-dir", str(trained_run), *bad_args])
     assert bad.exit_code == 2
     assert "pruning:2" in bad.output and not (tmp_path / "x").exists()

@@ -200,6 +200,7 @@ def dlg(
     console.print(f"saved {', '.join(escape(str(p)) for p in paths)}", soft_wrap=True)
 
 
+@hidden_aliases({"--out": "--out-dir", **OLD_DEVICE})
 @friendly
 def defense_cost(
     run_dir: Annotated[
@@ -228,12 +229,16 @@ def defense_cost(
         int | None, typer.Option(min=1, help="Training images per epoch (default: all).")
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the classifier, order and noise.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="Output folder [default: RUN/privacy].")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Output folder [default: RUN/privacy].")
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(min=1, help="Intra-op CPU threads (default: torch's; 1 beside other jobs)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps.")] = "cpu",
+    torch_device: Annotated[
+        str, typer.Option(help=f"{TORCH_DEVICE} (loads the run there).")
+    ] = "cpu",
 ) -> None:
     """The accuracy a defense costs: train the transfer task on defended updates only.
 
@@ -259,7 +264,7 @@ def defense_cost(
         if parsed not in defenses:
             defenses.append(parsed)
     methods = [check_method(m) for m in dict.fromkeys(method or ["tinytl-l+b"])]
-    loaded = load_run(run_dir, device=device)
+    loaded = load_run(run_dir, device=torch_device)
     rows = []
     for m in methods:
 
@@ -271,9 +276,9 @@ def defense_cost(
 
         rows += defense_accuracy_cost(loaded, m, defenses, target=target, subnet=subnet,
                                       epochs=epochs, train_limit=train_limit, seed=seed,
-                                      device=device, on_result=on_result)  # fmt: skip
+                                      device=torch_device, on_result=on_result)  # fmt: skip
     command = shlex.join(["supernet", *sys.argv[1:]]) if sys.argv[1:2] == ["privacy"] else ""
     setting = f"subnet {subnet} of {Path(run_dir).name}, target {target}, {epochs} epochs"
-    paths = write_defense_cost_report(rows, out or Path(run_dir) / "privacy", setting=setting,
+    paths = write_defense_cost_report(rows, out_dir or Path(run_dir) / "privacy", setting=setting,
                                       command=command)  # fmt: skip
     console.print(f"saved {', '.join(escape(str(p)) for p in paths)}", soft_wrap=True)
