@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -47,7 +48,7 @@ def test_keys_added_later_leave_older_runs_digest_unchanged():
     cfg = load_config("fashion-mnist-quick")
     later = {"norm": "bn", "sandwich_resolution": "step", "teacher_norm": "eval",
              "warmup": "linear", "decay_kernel_transforms": False,
-             "image_limit": None}  # fmt: skip
+             "image_limit": None, "image_size": None}  # fmt: skip
     dropped = later.keys() | set(RUNTIME_KEYS)
     old = {k: v for k, v in cfg.to_dict().items() if k not in dropped}
     expected = hashlib.sha256(yaml.safe_dump(old, sort_keys=True).encode()).hexdigest()[:16]
@@ -58,3 +59,14 @@ def test_keys_added_later_leave_older_runs_digest_unchanged():
     assert config_digest(default) == expected
     changed = load_config("fashion-mnist-quick", overrides={"sandwich_resolution": "extremes"})
     assert config_digest(changed) != expected
+
+
+def test_a_run_saved_before_the_later_keys_existed_still_loads(tmp_path):
+    from supernet.train.rundir import _LATER_KEYS, read_run_config
+
+    cfg = load_config("fashion-mnist-quick")
+    saved = {k: v for k, v in cfg.to_dict().items() if k not in _LATER_KEYS}
+    assert "image_size" not in saved and "image_limit" not in saved
+    (tmp_path / CONFIG).write_text(yaml.safe_dump(saved))
+    # each missing key takes the value it had before it existed
+    assert read_run_config(tmp_path) == dataclasses.replace(cfg, **_LATER_KEYS)

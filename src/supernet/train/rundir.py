@@ -49,6 +49,7 @@ _LATER_KEYS = {
     "warmup": "linear",
     "decay_kernel_transforms": False,
     "image_limit": None,
+    "image_size": None,
 }
 
 
