@@ -93,7 +93,7 @@ def compress(
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the batches and the search.")] = 0,
     out_dir: Annotated[
-        Path | None, typer.Option(help="Output directory (default: RUN/compress/METHOD).")
+        Path | None, typer.Option(help="Output folder (default: RUN/compress/METHOD).")
     ] = None,
 ) -> None:
     """Compress one subnet: Deep Compression (prune, weight sharing, Huffman → subnet.dc), AMC

@@ -30,6 +30,7 @@ from torch import nn
 from supernet.cost import measure_macs
 from supernet.errors import ConfigError
 from supernet.nn import MBConv, SqueezeExcite
+from supernet.nn.blocks import DepthwiseConv2d
 
 __all__ = [
     "BlockFeatures",
@@ -103,7 +104,9 @@ class BlockFeatures:
 def _check_block(name: str, block: MBConv) -> None:
     parts = [block.expand[0], block.depthwise[0], block.project[0]]
     norms = [block.expand[1], block.depthwise[1], block.project[1]]
-    if any(type(c) is not nn.Conv2d for c in parts) or any(
+    # plain convs only (not weight-standardized ones); the static subnets' depthwise convs are
+    # DepthwiseConv2d, nn.Conv2d with the supernet's fast weight gradient
+    if any(type(c) not in (nn.Conv2d, DepthwiseConv2d) for c in parts) or any(
         not isinstance(n, nn.BatchNorm2d) for n in norms
     ):
         raise ConfigError(

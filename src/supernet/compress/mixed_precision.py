@@ -31,6 +31,7 @@ from torch import nn
 
 from supernet.errors import ConfigError
 from supernet.nn import fold_batchnorm
+from supernet.nn.blocks import DepthwiseConv2d
 
 __all__ = [
     "BITS",
@@ -162,7 +163,8 @@ def attach_fake_quant(
     quantized = fold_batchnorm(copy.deepcopy(model).eval())
     kinds = (nn.Conv2d, nn.Linear)
     targets = [(n, m) for n, m in quantized.named_modules() if isinstance(m, kinds)]
-    odd = [f"{n} ({type(m).__name__})" for n, m in targets if type(m) not in kinds]
+    plain = (*kinds, DepthwiseConv2d)  # not weight-standardized convs
+    odd = [f"{n} ({type(m).__name__})" for n, m in targets if type(m) not in plain]
     if odd or not targets:
         raise ConfigError(
             f"cannot fake-quantize {odd or type(model).__name__ + ' (no layer)'}: supported "
