@@ -248,8 +248,8 @@ def defense_cost(
     Sec. 5). Writes OUT/privacy_cost.md (test accuracy and drop in points against `none`) and
     privacy_cost.json.
 
-    Example: supernet privacy cost --run-dir runs/fashion-mnist-quick --defense pruning:0.2
-    --defense gaussian:0.01
+    Example: `supernet privacy cost --run-dir runs/fashion-mnist-quick --defense pruning:0.2
+    --defense gaussian:0.01`
     """
     from supernet.privacy import defense_accuracy_cost, parse_defense
     from supernet.report.privacy import write_defense_cost_report
