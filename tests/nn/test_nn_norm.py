@@ -34,6 +34,7 @@ from supernet.nn import (
     sort_channels,
     standardize_weight,
 )
+from supernet.nn.blocks import DepthwiseConv2d, WSDepthwiseConv2d
 from supernet.space import ArchConfig, get_space, list_spaces
 from supernet.train import calibration_loader, evaluate_subnet, load_run, recalibrate_bn, train
 from supernet.train.trainer import build_supernet
@@ -75,9 +76,11 @@ def test_convs_followed_by_a_norm_are_standardized_only_with_group_norm(norm):
     gn = norm == "gn"
     model = create_supernet("mbv3-tiny", norm=norm)
     conv_type = WSConv2d if gn else nn.Conv2d
-    for conv in (model.stem[0], model.first_block.depthwise[0], model.first_block.project[0],
-                 model.final_expand[0]):  # fmt: skip
+    for conv in (model.stem[0], model.first_block.project[0], model.final_expand[0]):
         assert type(conv) is conv_type
+    # depthwise convs get the fast weight gradient: the same standardization, a subclass
+    depthwise = WSDepthwiseConv2d if gn else DepthwiseConv2d
+    assert type(model.first_block.depthwise[0]) is depthwise
     assert type(model.feature_mix[0]) is nn.Conv2d  # no norm after it
     for block in elastic_blocks(model):
         for conv in (block.expand_conv, block.depthwise_conv, block.project_conv):
