@@ -94,7 +94,8 @@ def test_convs_followed_by_a_norm_are_standardized_only_with_group_norm(norm):
     subnet = model.get_subnet(model.space.smallest())
     for m in subnet.modules():
         if isinstance(m, ConvBNAct):
-            assert type(m[0]) is conv_type
+            c = m[0]
+            assert type(c) is (depthwise if c.groups == c.in_channels > 1 else conv_type)
             assert isinstance(m[1], nn.GroupNorm if gn else nn.BatchNorm2d)
         if isinstance(m, SqueezeExcite):
             assert type(m.reduce) is nn.Conv2d and type(m.expand) is nn.Conv2d
