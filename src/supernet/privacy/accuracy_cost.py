@@ -22,7 +22,8 @@ import torch
 
 from supernet.errors import ConfigError
 from supernet.privacy.defenses import Defense
-from supernet.train import LoadedRun, load_run
+from supernet.privacy.victims import transfer_base
+from supernet.train import LoadedRun
 
 __all__ = ["DefenseCost", "defense_accuracy_cost"]
 
@@ -84,25 +85,14 @@ def defense_accuracy_cost(
         ConfigError: no defense, an unknown method / target / subnet, epochs < 1.
         RunDirError, CheckpointError, DataNotFoundError: the run cannot be loaded.
     """
-    from supernet.transfer import build_transfer_model, check_method, load_target, prepare_subnet
+    from supernet.transfer import build_transfer_model, check_method
     from supernet.transfer.recipe import TransferConfig, train_transfer, transfer_generators
-    from supernet.transfer.run import resolve_subnet
 
     check_method(method)
     if not defenses:
         raise ConfigError("defenses is empty; give at least one (e.g. none, pruning:0.2)")
     config = TransferConfig(method=method, epochs=epochs, train_limit=train_limit, seed=seed)
-    if not isinstance(run, LoadedRun):
-        run = load_run(run, device=device)
-    arch = resolve_subnet(run.space, subnet)
-    if arch is None:
-        raise ConfigError(f"subnet = {subnet!r}: name a subnet (largest, smallest, middle, JSON)")
-    source = run.splits.train
-    data = load_target(target, input_size=run.splits.input_size,
-                       input_channels=run.space.input_channels, mean=source.mean,
-                       std=source.std)  # fmt: skip
-    base = prepare_subnet(run.supernet, arch, data.splits.train, calib_images=500,
-                          device=run.device)  # fmt: skip
+    run, arch, data, base = transfer_base(run, subnet, target, device=device)
     order = sorted(defenses, key=lambda d: d.kind != "none")
     results: list[DefenseCost] = []
     baseline = float("nan")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,6 +111,36 @@ def lenet_victim(
     )
 
 
+def transfer_base(
+    run: str | Path | LoadedRun, subnet: str, target: str, *, device: str = "cpu"
+) -> tuple[LoadedRun, Any, Any, nn.Module]:
+    """What a TinyTL update on ``run`` starts from: ``(run, arch config, target, subnet)`` — the
+    loaded run, ``subnet`` resolved in its space, ``target`` loaded with the run's statistics,
+    and the subnet extracted and BN re-calibrated on 500 of the target's training images.
+
+    Raises:
+        ConfigError: unknown subnet / target.
+        RunDirError, CheckpointError, DataNotFoundError: the run cannot be loaded.
+
+    Reference: TinyTL, arXiv 2007.11622, Sec. 4.1.
+    """
+    from supernet.transfer import load_target, prepare_subnet
+    from supernet.transfer.run import resolve_subnet
+
+    if not isinstance(run, LoadedRun):
+        run = load_run(run, device=device)
+    config = resolve_subnet(run.space, subnet)
+    if config is None:
+        raise ConfigError(f"subnet = {subnet!r}: name a subnet (largest, smallest, middle, JSON)")
+    source = run.splits.train
+    data = load_target(target, input_size=run.splits.input_size,
+                       input_channels=run.space.input_channels, mean=source.mean,
+                       std=source.std)  # fmt: skip
+    base = prepare_subnet(run.supernet, config, data.splits.train, calib_images=500,
+                          device=run.device)  # fmt: skip
+    return run, config, data, base
+
+
 def transfer_victim(
     run: str | Path | LoadedRun,
     method: str,
@@ -135,26 +166,12 @@ def transfer_victim(
 
     Reference: TinyTL, arXiv 2007.11622, Sec. 3 (what each method trains).
     """
-    from supernet.transfer import build_transfer_model, check_method, load_target, prepare_subnet
-    from supernet.transfer.run import resolve_subnet
+    from supernet.transfer import build_transfer_model, check_method
 
     check_method(method)
     _check_batch_size(batch_size)
-    if not isinstance(run, LoadedRun):
-        run = load_run(run, device=device)
-    config = resolve_subnet(run.space, subnet)
-    if config is None:
-        raise ConfigError(f"subnet = {subnet!r}: name a subnet (largest, smallest, middle, JSON)")
-    source = run.splits.train
-    data = load_target(
-        target,
-        input_size=run.splits.input_size,
-        input_channels=run.space.input_channels,
-        mean=source.mean,
-        std=source.std,
-    )
+    run, config, data, base = transfer_base(run, subnet, target, device=device)
     split = data.splits.train
-    base = prepare_subnet(run.supernet, config, split, calib_images=500, device=run.device)
     generator = torch.Generator().manual_seed(seed)
     model = build_transfer_model(
         base,
