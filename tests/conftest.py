@@ -1,7 +1,14 @@
-import pytest
-import torch
+import os
 
-from supernet.train import load_config, train
+# The CLI's rich consoles are made at import and keep the width COLUMNS gives then (CI sets it);
+# tests pass their own width per call, so no width may be fixed before they run.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from supernet.train import load_config, train  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

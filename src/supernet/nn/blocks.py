@@ -26,6 +26,7 @@ __all__ = [
     "group_norm_groups",
     "make_activation",
     "make_norm",
+    "plain_depthwise_convs",
     "standardize_weight",
 ]
 
@@ -145,6 +146,22 @@ class WSDepthwiseConv2d(DepthwiseConv2d):
         if torch.jit.is_scripting():
             return self._conv_forward(x, weight, self.bias)
         return self._eager_forward(x, weight)
+
+
+def plain_depthwise_convs(model: nn.Module) -> nn.Module:
+    """Turn every :class:`DepthwiseConv2d` of ``model`` back into ``nn.Conv2d`` and every
+    :class:`WSDepthwiseConv2d` into :class:`WSConv2d`, in place, and return ``model``.
+
+    Parameters, ``state_dict`` keys and outputs are unchanged; only the training fast path goes.
+    Used where code relies on the exact autograd graph of the standard layers (TinyTL's
+    memory-efficient modules and its saved-activation memory model).
+    """
+    for module in model.modules():
+        if type(module) is WSDepthwiseConv2d:
+            module.__class__ = WSConv2d
+        elif type(module) is DepthwiseConv2d:
+            module.__class__ = nn.Conv2d
+    return model
 
 
 def make_activation(name: str | None) -> nn.Module:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from supernet.errors import ConfigError
-from supernet.nn.blocks import MobileNetV3
+from supernet.nn.blocks import MobileNetV3, plain_depthwise_convs
 from supernet.transfer.efficient import make_memory_efficient
 from supernet.transfer.frozen_bn import freeze_batch_norm
 from supernet.transfer.lite_residual import LiteResidual, LiteResidualConfig, insert_lite_residuals
@@ -112,7 +112,8 @@ def build_transfer_model(
 ) -> MobileNetV3:
     """A copy of ``subnet`` set up for transfer learning with ``method``; ``subnet`` is not changed.
 
-    Steps: deep copy; new ``nn.Linear(features, num_classes)`` (weights N(0, 0.01), bias 0) behind
+    Steps: deep copy (fast-path depthwise convs turned back into standard ones); new
+    ``nn.Linear(features, num_classes)`` (weights N(0, 0.01), bias 0) behind
     ``Dropout(dropout)``; lite residual modules for ``tinytl-l*``; batch norms with frozen
     statistics; ``requires_grad`` per method; with ``quantize_frozen``, every frozen conv/linear
     weight k-means coded at 8 bits; with ``efficient``, the memory-efficient autograd modules.
@@ -157,7 +158,8 @@ def build_transfer_model(
             f"input channels = {input_channels} do not match the subnet, which takes "
             f"{stem_conv.in_channels}-channel images"
         )
-    model = copy.deepcopy(subnet)
+    # TinyTL's efficient modules and memory model are built on the standard conv layers' graphs
+    model = plain_depthwise_convs(copy.deepcopy(subnet))
     weight = model.classifier.weight
     classifier = nn.Linear(weight.shape[1], num_classes)  # initialised on the CPU (generator)
     with torch.no_grad():
