@@ -53,7 +53,7 @@ def _raise():
     raise _Crash
 
 
-@pytest.mark.parametrize("crash_at_step", [2, 5, 11])
+@pytest.mark.parametrize("crash_at_step", [5, 11])  # mid-epoch in phase 1; in phase 3
 def test_mid_epoch_checkpoints_resume_exactly(tmp_path, tiny_config, tiny_reference_run,
                                               crash_at_step):  # fmt: skip
     cfg = tiny_config(checkpoint_every=2)
@@ -129,7 +129,7 @@ def test_sigkill_at_a_random_moment_then_resume_finishes_the_same_run(tmp_path, 
     assert _cli_train(ref_dir).wait(timeout=300) == 0
     duration = time.perf_counter() - start
     reference, _ = load_checkpoint(ref_dir / "run" / CHECKPOINT)
-    for seed in range(3):
+    for seed in range(2):  # two random moments (each a killed run and its resume: ~25 s)
         work = tmp_path / f"kill{seed}"
         work.mkdir()
         (work / "tiny.yaml").write_text(yaml.safe_dump(cfg.to_dict()))

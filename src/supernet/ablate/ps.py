@@ -108,8 +108,7 @@ def scratch_config(config: TrainConfig, arch: ArchConfig) -> TrainConfig:
 
 
 def _images(config: TrainConfig, n_train: int) -> int:
-    return sum(p.epochs * min(n_train, p.train_limit or config.train_limit or n_train)
-               for p in config.phases)  # fmt: skip
+    return sum(p.epochs * min(n_train, config.train_images(p) or n_train) for p in config.phases)
 
 
 def run_ps_ablation(
