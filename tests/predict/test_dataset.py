@@ -248,7 +248,7 @@ def test_rows_of_another_library_version_are_read_with_a_warning(tmp_path, caplo
 
 def _scorer_configs(space):
     rng = np.random.default_rng(7)
-    return [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(4))]
+    return [space.largest(), space.smallest(), *(space.sample(rng) for _ in range(2))]
 
 
 @pytest.mark.parametrize("cache_bytes", [1 << 30, 0], ids=["cached", "no-cache"])

@@ -85,8 +85,8 @@ def defense_accuracy_cost(
         ConfigError: no defense, an unknown method / target / subnet, epochs < 1.
         RunDirError, CheckpointError, DataNotFoundError: the run cannot be loaded.
     """
-    from supernet.transfer import build_transfer_model, check_method
-    from supernet.transfer.recipe import TransferConfig, train_transfer, transfer_generators
+    from supernet.transfer import check_method
+    from supernet.transfer.recipe import TransferConfig, build_configured_model, train_transfer
 
     check_method(method)
     if not defenses:
@@ -97,12 +97,7 @@ def defense_accuracy_cost(
     results: list[DefenseCost] = []
     baseline = float("nan")
     for defense in order:
-        model = build_transfer_model(
-            base, data.num_classes, method, resolution=arch.resolution,
-            dropout=config.dropout, efficient=config.efficient,
-            quantize_frozen=config.quantize_frozen,
-            generator=transfer_generators(config.seed).build,
-        )  # fmt: skip
+        model = build_configured_model(base, data.num_classes, config, resolution=arch.resolution)
         transform = None if defense.kind == "none" else _defended(defense, seed)
         result = train_transfer(model, data.splits, config, resolution=arch.resolution,
                                 device=run.device, label=f"{method} {defense}",

@@ -28,7 +28,7 @@ from supernet.data import BatchLoader, DatasetSplits, random_crop, resize
 from supernet.errors import ConfigError
 from supernet.runtime import make_generators
 from supernet.train import accuracy
-from supernet.transfer.methods import check_method
+from supernet.transfer.methods import build_transfer_model, check_method
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -37,6 +37,7 @@ __all__ = [
     "TransferConfig",
     "TransferReporter",
     "TransferResult",
+    "build_configured_model",
     "cosine_factor",
     "make_optimizer",
     "random_shift",
@@ -167,6 +168,26 @@ def transfer_generators(seed: int) -> TransferRNG:
     np_rng, loader = make_generators(seed)
     build = torch.Generator().manual_seed(int(np_rng.integers(2**62)))
     return TransferRNG(build, loader, int(np_rng.integers(2**62)))
+
+
+def build_configured_model(
+    subnet: nn.Module, num_classes: int, config: TransferConfig, *, resolution: int
+) -> nn.Module:
+    """:func:`~supernet.transfer.methods.build_transfer_model` with the method, dropout,
+    memory-efficient modules, 8-bit frozen weights, lite residual placement and RNG of
+    ``config``: the one place a run, a comparison and the privacy cost build their network.
+
+    Shapes: ``[B, C, resolution, resolution]`` → logits ``[B, num_classes]``.
+
+    Raises:
+        ConfigError: as :func:`~supernet.transfer.methods.build_transfer_model`.
+    """
+    return build_transfer_model(
+        subnet, num_classes, config.method, resolution=resolution, dropout=config.dropout,
+        efficient=config.efficient, quantize_frozen=config.quantize_frozen,
+        lite_residual_everywhere=config.lite_residual_everywhere,
+        generator=transfer_generators(config.seed).build,
+    )  # fmt: skip
 
 
 def cosine_factor(step: int, total_steps: int) -> float:

@@ -29,12 +29,12 @@ from supernet.train.rundir import write_csv_atomic
 from supernet.transfer.adapt import Adaptation, Progress, adapt_feature_extractor, prepare_subnet
 from supernet.transfer.measure import measure_training_memory
 from supernet.transfer.memory import training_memory
-from supernet.transfer.methods import METHODS, build_transfer_model, check_method
+from supernet.transfer.methods import METHODS, check_method
 from supernet.transfer.recipe import (
     TransferConfig,
     TransferReporter,
+    build_configured_model,
     train_transfer,
-    transfer_generators,
 )
 from supernet.transfer.targets import TransferTarget, load_target
 
@@ -210,12 +210,7 @@ def _measure_batch(target: TransferTarget, batch_size: int, resolution: int, dev
 def _run_job(job: TransferJob, subnet, target: TransferTarget, resolution: int, device,
              reporter: TransferReporter | None) -> TransferRow:  # fmt: skip
     c = job.config
-    model = build_transfer_model(
-        subnet, target.num_classes, job.method, resolution=resolution, dropout=c.dropout,
-        efficient=c.efficient, quantize_frozen=c.quantize_frozen,
-        lite_residual_everywhere=c.lite_residual_everywhere,
-        generator=transfer_generators(c.seed).build,
-    )  # fmt: skip
+    model = build_configured_model(subnet, target.num_classes, c, resolution=resolution)
     b = c.batch_size
     report = training_memory(model, batch_size=b, resolution=resolution)
     x, y = _measure_batch(target, b, resolution, device)
