@@ -139,6 +139,7 @@ def train_supertransformer(
         model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
     )
     space, history = model.space, TrainingHistory()
+    device = model.embed.weight.device  # batches follow the model (chosen once by the caller)
     model.train()
     queue: list[TranslationBatch] = []
     for step in range(config.steps):
@@ -152,10 +153,11 @@ def train_supertransformer(
         sampled = space.sample(rng)
         subnets = [sampled] + ([space.largest(), space.smallest()] if config.sandwich else [])
         optimizer.zero_grad(set_to_none=True)
+        src, tgt_in, tgt_out = (t.to(device) for t in (batch.src, batch.tgt_in, batch.tgt_out))
         for sub in subnets:
             model.set_active(sub)
-            logits = model(batch.src, batch.tgt_in)
-            loss = label_smoothed_loss(logits, batch.tgt_out, smoothing=config.label_smoothing)
+            logits = model(src, tgt_in)
+            loss = label_smoothed_loss(logits, tgt_out, smoothing=config.label_smoothing)
             loss.backward()
             if sub is sampled:
                 sampled_loss = float(loss.detach())
@@ -190,10 +192,12 @@ def validation_loss(
     model.set_active(config)
     total, tokens = 0.0, 0
     try:
+        device = model.embed.weight.device
         for batch in batches:
-            logits = model(batch.src, batch.tgt_in)
+            logits = model(batch.src.to(device), batch.tgt_in.to(device))
             n = batch.target_tokens
-            total += float(label_smoothed_loss(logits, batch.tgt_out, smoothing=0.0)) * n
+            loss = label_smoothed_loss(logits, batch.tgt_out.to(device), smoothing=0.0)
+            total += float(loss) * n
             tokens += n
     finally:
         model.set_active(active)
@@ -222,7 +226,8 @@ def translate(
             src = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
             for i, row in enumerate(rows):
                 src[i, : len(row)] = torch.tensor(row)
-            ids = model.greedy_decode(src, bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len)
+            device = next(model.parameters(), torch.empty(0)).device
+            ids = model.greedy_decode(src.to(device), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len)
             out.extend(tokenizer.decode(ids.tolist()))
     finally:
         model.train(was_training)
