@@ -166,3 +166,26 @@ def test_tiny_preset_builds() -> None:
     model = SuperTransformer(space, vocab_size=3000)
     n = sum(p.numel() for p in model.parameters())
     assert 2_000_000 < n < 4_000_000  # embedding 3000 x 160 + 3 + 3 layers at 160 / FFN 768
+
+
+def test_checkpoint_round_trip(model: SuperTransformer, tmp_path) -> None:
+    from supernet.errors import CheckpointError
+    from supernet.nn.transformer import load_supertransformer, save_supertransformer
+
+    path = tmp_path / "super.pt"
+    save_supertransformer(path, model, extra={"tokenizer_sha256": "ab" * 32})
+    loaded, metadata = load_supertransformer(path, space="hat-test")
+    assert loaded.space == SMALL
+    assert metadata["tokenizer_sha256"] == "ab" * 32
+    config = SMALL.sample(np.random.default_rng(11))
+    model.set_active(config)
+    loaded.set_active(config)
+    src, tgt = batch()
+    torch.testing.assert_close(loaded.eval()(src, tgt), model(src, tgt), atol=0, rtol=0)
+    with pytest.raises(CheckpointError) as info:
+        load_supertransformer(path, space="hat-tiny")
+    assert str(info.value) == (
+        f"{path} holds a SuperTransformer of space 'hat-test'; expected 'hat-tiny'"
+    )
+    with pytest.raises(CheckpointError, match=r"extra metadata keys \['space'\] are reserved"):
+        save_supertransformer(path, model, extra={"space": "x"})

@@ -3,6 +3,7 @@
 Reference: HAT (Wang et al., ACL'20, arXiv 2005.14187).
 """
 
+from supernet.nn.transformer.checkpoint import load_supertransformer, save_supertransformer
 from supernet.nn.transformer.elastic import (
     Attention,
     ElasticAttention,
@@ -35,6 +36,8 @@ __all__ = [
     "SuperTransformer",
     "causal_mask",
     "greedy_decode",
+    "load_supertransformer",
     "multi_head_attention",
+    "save_supertransformer",
     "sinusoidal_positions",
 ]
