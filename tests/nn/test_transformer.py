@@ -142,6 +142,30 @@ def test_greedy_decode_matches_teacher_forced_argmax(model: SuperTransformer) ->
     assert torch.equal(subnet.greedy_decode(src, bos_id=BOS, eos_id=EOS, max_len=6), out)
 
 
+def test_incremental_decoding_equals_full_recompute(model: SuperTransformer) -> None:
+    src, _ = batch(3)
+    rng = np.random.default_rng(9)
+    for config in [SMALL.largest(), *(SMALL.sample(rng) for _ in range(4))]:
+        model.set_active(config)
+        subnet = model.get_subnet()
+        for m in (model, subnet):
+            full = m.greedy_decode(src, bos_id=BOS, eos_id=EOS, max_len=9, incremental=False)
+            cached = m.greedy_decode(src, bos_id=BOS, eos_id=EOS, max_len=9)
+            assert torch.equal(cached, full)
+        # per-step logits agree too, not only their arg-max
+        encoder_outs, src_pad = model.encode(src)
+        tokens = torch.cat([torch.full((3, 1), BOS), full[:, :-1]], dim=1)
+        caches: list = []
+        steps = [
+            model.decode_step(tokens[:, t : t + 1], t, encoder_outs, src_pad, caches)
+            for t in range(tokens.shape[1])
+        ]
+        torch.testing.assert_close(
+            torch.stack(steps, dim=1), model.decode(tokens, encoder_outs, src_pad),
+            atol=1e-5, rtol=1e-5,
+        )  # fmt: skip
+
+
 def test_gradients_reach_only_the_active_slice() -> None:
     model = SuperTransformer(SMALL, vocab_size=VOCAB, pad_id=PAD).train()
     model.set_active(SMALL.smallest())

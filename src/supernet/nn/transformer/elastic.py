@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supernet.nn.transformer.functional import multi_head_attention
+from supernet.nn.transformer.functional import KVCache, cached_keys_values, multi_head_attention
 
 __all__ = ["Attention", "ElasticAttention", "ElasticLayerNorm", "ElasticLinear"]
 
@@ -76,7 +76,9 @@ class ElasticAttention(nn.Module):
     query's width.
 
     Shapes: ``query`` ``[B, Tq, dq]``, ``memory`` ``[B, Tk, dk]``, ``allowed`` broadcastable to
-    ``[B, 1, Tq, Tk]`` (True = attend) → ``[B, Tq, dq]``.
+    ``[B, 1, Tq, Tk]`` (True = attend) → ``[B, Tq, dq]``. With a ``cache`` (incremental
+    decoding, :func:`~.functional.cached_keys_values`) the keys and values of earlier steps are
+    reused.
     """
 
     def __init__(self, query_dim: int, memory_dim: int, qkv_dim: int) -> None:
@@ -94,10 +96,12 @@ class ElasticAttention(nn.Module):
         heads: int,
         allowed: torch.Tensor | None,
         dropout_p: float = 0.0,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
         q = self.q_proj(query, self.qkv_dim)
-        k = self.k_proj(memory, self.qkv_dim)
-        v = self.v_proj(memory, self.qkv_dim)
+        k, v = cached_keys_values(
+            cache, memory, lambda m: (self.k_proj(m, self.qkv_dim), self.v_proj(m, self.qkv_dim))
+        )
         out = multi_head_attention(q, k, v, heads, allowed, dropout_p)
         return self.out_proj(out, query.shape[-1])
 
@@ -133,6 +137,8 @@ class Attention(nn.Module):
         memory: torch.Tensor,
         allowed: torch.Tensor | None,
         dropout_p: float = 0.0,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
-        q, k, v = self.q_proj(query), self.k_proj(memory), self.v_proj(memory)
+        q = self.q_proj(query)
+        k, v = cached_keys_values(cache, memory, lambda m: (self.k_proj(m), self.v_proj(m)))
         return self.out_proj(multi_head_attention(q, k, v, self.heads, allowed, dropout_p))

@@ -13,6 +13,7 @@ Reference: Transformer (Vaswani et al., NeurIPS'17, arXiv 1706.03762), Sec. 3.2 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "EncoderDecoder",
+    "KVCache",
+    "cached_keys_values",
     "causal_mask",
     "greedy_decode",
     "multi_head_attention",
@@ -71,6 +74,38 @@ def multi_head_attention(
     return out.transpose(1, 2).reshape(b, tq, width)
 
 
+class KVCache(dict):
+    """One attention's keys and values from earlier decoding steps (``"k"``, ``"v"``:
+    ``[B, Tk, Q]``). ``static=True``: the memory does not grow (encoder–decoder attention: keys
+    and values are projected once); ``static=False``: each step's new positions are appended
+    (causal self-attention)."""
+
+    def __init__(self, *, static: bool) -> None:
+        super().__init__()
+        self.static = static
+
+
+def cached_keys_values(
+    cache: KVCache | None,
+    memory: torch.Tensor,
+    project: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values of ``memory`` via ``project``, reusing / extending ``cache``.
+
+    Shapes: ``memory`` ``[B, Tm, C]`` → ``(k, v)`` ``[B, Tk, Q]`` each (``Tk`` = all cached
+    positions plus the new ones for a growing cache).
+    """
+    if cache is None:
+        return project(memory)
+    if cache.static and "k" in cache:
+        return cache["k"], cache["v"]
+    k, v = project(memory)
+    if not cache.static and "k" in cache:
+        k, v = torch.cat([cache["k"], k], dim=1), torch.cat([cache["v"], v], dim=1)
+    cache["k"], cache["v"] = k, v
+    return k, v
+
+
 class EncoderDecoder(Protocol):
     """What :func:`greedy_decode` needs of a model (SuperTransformer or SubTransformer)."""
 
@@ -82,14 +117,31 @@ class EncoderDecoder(Protocol):
         self, tgt_in: torch.Tensor, encoder_outs: list[torch.Tensor], src_pad: torch.Tensor
     ) -> torch.Tensor: ...
 
+    def decode_step(
+        self,
+        token: torch.Tensor,
+        step: int,
+        encoder_outs: list[torch.Tensor],
+        src_pad: torch.Tensor,
+        caches: list[dict[str, KVCache]],
+    ) -> torch.Tensor: ...
+
 
 @torch.no_grad()
 def greedy_decode(
-    model: EncoderDecoder, src: torch.Tensor, *, bos_id: int, eos_id: int, max_len: int
+    model: EncoderDecoder,
+    src: torch.Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    incremental: bool = True,
 ) -> torch.Tensor:
     """Greedy decoding: run the encoder once, then append the arg-max token until every row has
-    emitted ``eos_id`` or ``max_len`` tokens were generated. The decoder is re-run over the whole
-    prefix at each step (no key/value cache: simple, and exact).
+    emitted ``eos_id`` or ``max_len`` tokens were generated. ``incremental``: the decoder runs
+    on the newest token only and reuses the keys and values of earlier steps (fairseq's
+    incremental decoding, as HAT measures latency); else it re-runs over the whole prefix
+    (same tokens, O(L^2) work; kept as the reference the cache is tested against).
 
     Shapes: ``src`` ``[B, S]`` int64 → ``[B, L]`` int64 with ``L <= max_len``, without the leading
     bos; after a row's eos every token is ``model.pad_id``.
@@ -98,8 +150,12 @@ def greedy_decode(
     batch = src.shape[0]
     out = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)
     done = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    for _ in range(max_len):
-        logits = model.decode(out, encoder_outs, src_pad)[:, -1]
+    caches: list[dict[str, KVCache]] = []
+    for step in range(max_len):
+        if incremental:
+            logits = model.decode_step(out[:, -1:], step, encoder_outs, src_pad, caches)
+        else:
+            logits = model.decode(out, encoder_outs, src_pad)[:, -1]
         token = logits.argmax(dim=-1)
         token = torch.where(done, torch.full_like(token, model.pad_id), token)
         out = torch.cat([out, token[:, None]], dim=1)

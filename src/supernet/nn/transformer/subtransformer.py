@@ -20,9 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from supernet.nn.transformer.elastic import Attention
-from supernet.nn.transformer.functional import causal_mask, greedy_decode, sinusoidal_positions
+from supernet.nn.transformer.functional import (
+    KVCache,
+    causal_mask,
+    greedy_decode,
+    sinusoidal_positions,
+)
 
-__all__ = ["DecoderLayer", "EncoderLayer", "SubTransformer", "cross_attention_memory"]
+__all__ = [
+    "DecoderLayer",
+    "EncoderLayer",
+    "SubTransformer",
+    "cross_attention_memory",
+    "new_layer_cache",
+]
 
 
 def cross_attention_memory(
@@ -33,6 +44,12 @@ def cross_attention_memory(
     ``allowed`` ``[B, 1, 1, layers * S]`` (True = attend)."""
     memory = torch.cat(encoder_outs[::-1][:layers], dim=1)
     return memory, ~src_pad.repeat(1, layers)[:, None, None, :]
+
+
+def new_layer_cache() -> dict[str, KVCache]:
+    """Empty key/value caches of one decoder layer: a growing one for causal self-attention,
+    a fixed one for encoder–decoder attention."""
+    return {"self": KVCache(static=False), "cross": KVCache(static=True)}
 
 
 class EncoderLayer(nn.Module):
@@ -92,11 +109,15 @@ class DecoderLayer(nn.Module):
         self_allowed: torch.Tensor,
         encoder_outs: list[torch.Tensor],
         src_pad: torch.Tensor,
+        cache: dict[str, KVCache] | None = None,
     ) -> torch.Tensor:
         p, train = self.dropout, self.training
-        x = self.attn_norm(x + F.dropout(self.self_attn(x, x, self_allowed), p, train))
+        self_cache, cross_cache = (cache["self"], cache["cross"]) if cache else (None, None)
+        attended = self.self_attn(x, x, self_allowed, cache=self_cache)
+        x = self.attn_norm(x + F.dropout(attended, p, train))
         memory, allowed = cross_attention_memory(encoder_outs, src_pad, self.cross_layers)
-        x = self.cross_norm(x + F.dropout(self.cross_attn(x, memory, allowed), p, train))
+        attended = self.cross_attn(x, memory, allowed, cache=cross_cache)
+        x = self.cross_norm(x + F.dropout(attended, p, train))
         h = self.fc2(F.dropout(F.relu(self.fc1(x)), p, train))
         return self.ffn_norm(x + F.dropout(h, p, train))
 
@@ -137,9 +158,9 @@ class SubTransformer(nn.Module):
         self.pad_id = pad_id
         self.dropout = dropout
 
-    def _embed(self, tokens: torch.Tensor, dim: int) -> torch.Tensor:
+    def _embed(self, tokens: torch.Tensor, dim: int, start: int = 0) -> torch.Tensor:
         x = F.embedding(tokens, self.embed.weight[:, :dim], self.pad_id) * math.sqrt(dim)
-        x = x + self.positions[: tokens.shape[1], :dim]
+        x = x + self.positions[start : start + tokens.shape[1], :dim]
         return F.dropout(x, self.dropout * dim / self.embed.embedding_dim, self.training)
 
     def encode(self, src: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -163,12 +184,37 @@ class SubTransformer(nn.Module):
             x = layer(x, self_allowed, encoder_outs, src_pad)
         return F.linear(x, self.embed.weight[:, : self.decoder_dim])
 
+    def decode_step(
+        self,
+        token: torch.Tensor,
+        step: int,
+        encoder_outs: list[torch.Tensor],
+        src_pad: torch.Tensor,
+        caches: list[dict[str, KVCache]],
+    ) -> torch.Tensor:
+        """Logits ``[B, vocab]`` after the newest token ``[B, 1]`` at position ``step``,
+        reusing (and filling, when empty) one key/value cache per decoder layer."""
+        if not caches:
+            caches.extend(new_layer_cache() for _ in self.decoder_layers)
+        x = self._embed(token, self.decoder_dim, step)
+        for layer, cache in zip(self.decoder_layers, caches, strict=True):
+            x = layer(x, None, encoder_outs, src_pad, cache)
+        return F.linear(x[:, -1], self.embed.weight[:, : self.decoder_dim])
+
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         encoder_outs, src_pad = self.encode(src)
         return self.decode(tgt_in, encoder_outs, src_pad)
 
     def greedy_decode(
-        self, src: torch.Tensor, *, bos_id: int, eos_id: int, max_len: int
+        self,
+        src: torch.Tensor,
+        *,
+        bos_id: int,
+        eos_id: int,
+        max_len: int,
+        incremental: bool = True,
     ) -> torch.Tensor:
         """Greedy translation ``[B, L]`` (see :func:`~.functional.greedy_decode`)."""
-        return greedy_decode(self, src, bos_id=bos_id, eos_id=eos_id, max_len=max_len)
+        return greedy_decode(
+            self, src, bos_id=bos_id, eos_id=eos_id, max_len=max_len, incremental=incremental
+        )

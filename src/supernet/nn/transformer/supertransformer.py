@@ -23,12 +23,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from supernet.nn.transformer.elastic import ElasticAttention, ElasticLayerNorm, ElasticLinear
-from supernet.nn.transformer.functional import causal_mask, greedy_decode, sinusoidal_positions
+from supernet.nn.transformer.functional import (
+    KVCache,
+    causal_mask,
+    greedy_decode,
+    sinusoidal_positions,
+)
 from supernet.nn.transformer.subtransformer import (
     DecoderLayer,
     EncoderLayer,
     SubTransformer,
     cross_attention_memory,
+    new_layer_cache,
 )
 from supernet.space.transformer import TransformerSpace
 from supernet.space.transformer_config import TransformerConfig
@@ -94,12 +100,15 @@ class SuperDecoderLayer(nn.Module):
         src_pad: torch.Tensor,
         choice: tuple[int, int, int, int],
         p: float,
+        cache: dict[str, KVCache] | None = None,
     ) -> torch.Tensor:
         ffn_dim, heads, cross_heads, cross_layers = choice
         train = self.training
-        x = self.attn_norm(x + F.dropout(self.self_attn(x, x, heads, self_allowed), p, train))
+        self_cache, cross_cache = (cache["self"], cache["cross"]) if cache else (None, None)
+        attended = self.self_attn(x, x, heads, self_allowed, cache=self_cache)
+        x = self.attn_norm(x + F.dropout(attended, p, train))
         memory, allowed = cross_attention_memory(encoder_outs, src_pad, cross_layers)
-        attended = self.cross_attn(x, memory, cross_heads, allowed)
+        attended = self.cross_attn(x, memory, cross_heads, allowed, cache=cross_cache)
         x = self.cross_norm(x + F.dropout(attended, p, train))
         h = self.fc2(F.dropout(F.relu(self.fc1(x, ffn_dim)), p, train), x.shape[-1])
         return self.ffn_norm(x + F.dropout(h, p, train))
@@ -161,9 +170,9 @@ class SuperTransformer(nn.Module):
     def _dropout(self, dim: int) -> float:
         return self.space.dropout * dim / self.width
 
-    def _embed(self, tokens: torch.Tensor, dim: int) -> torch.Tensor:
+    def _embed(self, tokens: torch.Tensor, dim: int, start: int = 0) -> torch.Tensor:
         x = F.embedding(tokens, self.embed.weight[:, :dim], self.pad_id) * math.sqrt(dim)
-        x = x + self.positions[: tokens.shape[1], :dim]
+        x = x + self.positions[start : start + tokens.shape[1], :dim]
         return F.dropout(x, self._dropout(dim), self.training)
 
     def encode(self, src: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -199,15 +208,42 @@ class SuperTransformer(nn.Module):
             x = layer(x, self_allowed, encoder_outs, src_pad, self._decoder_choice(i), p)
         return F.linear(x, self.embed.weight[:, :dim])
 
+    def decode_step(
+        self,
+        token: torch.Tensor,
+        step: int,
+        encoder_outs: list[torch.Tensor],
+        src_pad: torch.Tensor,
+        caches: list[dict[str, KVCache]],
+    ) -> torch.Tensor:
+        """Logits ``[B, vocab]`` after the newest token ``[B, 1]`` at position ``step``, by the
+        active SubTransformer, reusing (and filling, when empty) one cache per decoder layer."""
+        layers = list(self.decoder_layers)[: self.active_config.decoder_layers]
+        if not caches:
+            caches.extend(new_layer_cache() for _ in layers)
+        dim = self.active_config.decoder_embed_dim
+        x, p = self._embed(token, dim, step), self._dropout(dim)
+        for i, (layer, cache) in enumerate(zip(layers, caches, strict=True)):
+            x = layer(x, None, encoder_outs, src_pad, self._decoder_choice(i), p, cache)
+        return F.linear(x[:, -1], self.embed.weight[:, :dim])
+
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         encoder_outs, src_pad = self.encode(src)
         return self.decode(tgt_in, encoder_outs, src_pad)
 
     def greedy_decode(
-        self, src: torch.Tensor, *, bos_id: int, eos_id: int, max_len: int
+        self,
+        src: torch.Tensor,
+        *,
+        bos_id: int,
+        eos_id: int,
+        max_len: int,
+        incremental: bool = True,
     ) -> torch.Tensor:
         """Greedy translation ``[B, L]`` by the active SubTransformer."""
-        return greedy_decode(self, src, bos_id=bos_id, eos_id=eos_id, max_len=max_len)
+        return greedy_decode(
+            self, src, bos_id=bos_id, eos_id=eos_id, max_len=max_len, incremental=incremental
+        )
 
     @torch.no_grad()
     def get_subnet(self, config: TransformerConfig | None = None) -> SubTransformer:
