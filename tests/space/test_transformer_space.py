@@ -131,3 +131,55 @@ def test_space_checks_its_choices() -> None:
         dataclasses.replace(tiny, encoder_layer_counts=(2, 3))
     with pytest.raises(ConfigError, match="ffn_dims must be non-empty, sorted"):
         dataclasses.replace(tiny, ffn_dims=(512, 256))
+
+
+# Two of HAT's released WMT'14 En-De SubTransformers (configs/wmt14.en-de/subtransformer/):
+# HAT_wmt14ende_xeon@137.9ms_bleu@25.8.yml and HAT_wmt14ende_raspberrypi@6.9s_bleu@28.4.yml
+HAT_XEON_137MS = """
+encoder-embed-dim-subtransformer: 512
+decoder-embed-dim-subtransformer: 512
+encoder-ffn-embed-dim-all-subtransformer: [3072, 3072, 3072, 3072, 3072, 3072]
+decoder-ffn-embed-dim-all-subtransformer: [3072]
+encoder-layer-num-subtransformer: 6
+decoder-layer-num-subtransformer: 1
+encoder-self-attention-heads-all-subtransformer: [4, 8, 8, 8, 8, 8]
+decoder-self-attention-heads-all-subtransformer: [8]
+decoder-ende-attention-heads-all-subtransformer: [8]
+decoder-arbitrary-ende-attn-all-subtransformer: [1]
+"""
+HAT_RPI_6900MS = """
+encoder-embed-dim-subtransformer: 512
+decoder-embed-dim-subtransformer: 512
+encoder-ffn-embed-dim-all-subtransformer: [3072, 3072, 3072, 3072, 3072, 3072]
+decoder-ffn-embed-dim-all-subtransformer: [2048, 2048, 3072, 3072, 2048]
+encoder-layer-num-subtransformer: 6
+decoder-layer-num-subtransformer: 5
+encoder-self-attention-heads-all-subtransformer: [8, 4, 8, 8, 8, 8]
+decoder-self-attention-heads-all-subtransformer: [8, 8, 8, 4, 8]
+decoder-ende-attention-heads-all-subtransformer: [4, 8, 8, 8, 8]
+decoder-arbitrary-ende-attn-all-subtransformer: [-1, 1, 1, 1, -1]
+"""
+
+
+def test_hat_released_subtransformers_are_in_hat_wmt() -> None:
+    import yaml
+
+    from supernet.space.transformer_hat import config_from_hat
+
+    wmt = TRANSFORMER_SPACES["hat-wmt"]
+    xeon = config_from_hat(yaml.safe_load(HAT_XEON_137MS), wmt)
+    assert xeon.decoder_layers == 1
+    assert xeon.active("cross_attention_encoder_layers") == (2,)  # HAT's code 1: last two
+    assert len(xeon.decoder_ffn_dim) == 6  # inactive slots filled with the first layer's
+    rpi = config_from_hat(yaml.safe_load(HAT_RPI_6900MS), wmt)
+    assert rpi.active("cross_attention_encoder_layers") == (1, 2, 2, 2, 1)
+    assert rpi.active("decoder_ffn_dim") == (2048, 2048, 3072, 3072, 2048)
+    with pytest.raises(ConfigError, match="is not allowed in space 'hat-tiny'"):
+        config_from_hat(yaml.safe_load(HAT_XEON_137MS), TRANSFORMER_SPACES["hat-tiny"])
+    bad = yaml.safe_load(HAT_XEON_137MS)
+    bad["decoder-arbitrary-ende-attn-all-subtransformer"] = [0]
+    with pytest.raises(ConfigError, match=r"holds \[0\]; HAT's codes are \[-1, 1, 2\]"):
+        config_from_hat(bad, wmt)
+    del bad["decoder-layer-num-subtransformer"]
+    with pytest.raises(ConfigError, match=r"lacks \['decoder-layer-num-subtransformer'\]"):
+        config_from_hat(bad, wmt)
