@@ -107,9 +107,7 @@ class ElasticAttention(nn.Module):
 
     def to_static(self, query_dim: int, memory_dim: int, heads: int) -> Attention:
         """A plain :class:`Attention` of these widths holding copies of the front slices."""
-        static = Attention.__new__(Attention)
-        nn.Module.__init__(static)
-        static.heads = heads
+        static = Attention(query_dim, memory_dim, self.qkv_dim, heads)
         static.q_proj = self.q_proj.to_static(query_dim, self.qkv_dim)
         static.k_proj = self.k_proj.to_static(memory_dim, self.qkv_dim)
         static.v_proj = self.v_proj.to_static(memory_dim, self.qkv_dim)

@@ -106,7 +106,7 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        self_allowed: torch.Tensor,
+        self_allowed: torch.Tensor | None,
         encoder_outs: list[torch.Tensor],
         src_pad: torch.Tensor,
         cache: dict[str, KVCache] | None = None,

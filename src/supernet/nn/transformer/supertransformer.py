@@ -79,6 +79,9 @@ class SuperDecoderLayer(nn.Module):
     """A decoder layer of elastic width, FFN dim, self- and cross-attention heads, and arbitrary
     encoder–decoder attention.
 
+    ``choice`` is ``(ffn_dim, heads, cross_heads, cross_layers)`` of the active layer;
+    ``self_allowed`` is the causal mask, or None with a ``cache`` (one new position a step).
+
     Shapes: ``x`` ``[B, T, d]``, encoder outputs ``[B, S, de]`` each → ``[B, T, d]``.
     """
 
@@ -95,10 +98,10 @@ class SuperDecoderLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        self_allowed: torch.Tensor,
+        self_allowed: torch.Tensor | None,
         encoder_outs: list[torch.Tensor],
         src_pad: torch.Tensor,
-        choice: tuple[int, int, int, int],
+        choice: tuple[int, ...],
         p: float,
         cache: dict[str, KVCache] | None = None,
     ) -> torch.Tensor:
@@ -114,9 +117,8 @@ class SuperDecoderLayer(nn.Module):
         return self.ffn_norm(x + F.dropout(h, p, train))
 
     def to_static(
-        self, dim: int, encoder_dim: int, qkv_dim: int, choice: tuple[int, int, int, int],
-        dropout: float,
-    ) -> DecoderLayer:  # fmt: skip
+        self, dim: int, encoder_dim: int, qkv_dim: int, choice: tuple[int, ...], dropout: float
+    ) -> DecoderLayer:
         ffn_dim, heads, cross_heads, cross_layers = choice
         layer = DecoderLayer(
             dim, encoder_dim, ffn_dim, qkv_dim, heads, cross_heads, cross_layers, dropout
@@ -187,8 +189,8 @@ class SuperTransformer(nn.Module):
             outs.append(x)
         return outs, src_pad
 
-    def _decoder_choice(self, i: int) -> tuple[int, int, int, int]:
-        c = self.active_config
+    def _decoder_choice(self, i: int, config: TransformerConfig | None = None) -> tuple[int, ...]:
+        c = self.active_config if config is None else config
         return (
             c.decoder_ffn_dim[i],
             c.decoder_heads[i],
@@ -261,14 +263,10 @@ class SuperTransformer(nn.Module):
             layer.to_static(enc, c.encoder_ffn_dim[i], qkv, c.encoder_heads[i], self._dropout(enc))
             for i, layer in enumerate(list(self.encoder_layers)[: c.encoder_layers])
         ]
-        saved, self.active_config = self.active_config, c  # _decoder_choice reads the config
-        try:
-            decoder = [
-                layer.to_static(dec, enc, qkv, self._decoder_choice(i), self._dropout(dec))
-                for i, layer in enumerate(list(self.decoder_layers)[: c.decoder_layers])
-            ]
-        finally:
-            self.active_config = saved
+        decoder = [
+            layer.to_static(dec, enc, qkv, self._decoder_choice(i, c), self._dropout(dec))
+            for i, layer in enumerate(list(self.decoder_layers)[: c.decoder_layers])
+        ]
         subnet = SubTransformer(
             vocab_size=self.embed.num_embeddings,
             encoder_dim=enc,
