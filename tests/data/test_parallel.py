@@ -161,3 +161,22 @@ def test_gettext_corpus_from_a_locale_dir(tmp_path: Path) -> None:
     pairs = sorted(p for v in corpus.splits.values() for p in v)
     assert pairs == [("Open file", "Datei öffnen"), ("Quit", "Beenden")]
     assert (corpus.source_lang, corpus.target_lang) == ("en", "de")
+
+
+@pytest.mark.slow  # parses the ~86 catalogs Debian installs here (about 5 s)
+def test_debian_catalogs_give_a_clean_split_corpus() -> None:
+    from supernet.data.parallel import DEBIAN_LOCALE_DIR
+
+    folder = DEBIAN_LOCALE_DIR / "de" / "LC_MESSAGES"
+    if not any(folder.glob("*.mo")):
+        pytest.skip(f"no German gettext catalogs in {folder}")
+    corpus = load_gettext_corpus()
+    sizes = corpus.sizes()
+    assert sizes["train"] > 1000 and sizes["valid"] > 50 and sizes["test"] > 50
+    sources = {name: {s for s, _ in pairs} for name, pairs in corpus.splits.items()}
+    assert not sources["train"] & (sources["valid"] | sources["test"])
+    assert not sources["valid"] & sources["test"]
+    pairs = [p for v in corpus.splits.values() for p in v]
+    assert len(set(pairs)) == len(pairs)
+    assert all(s.casefold() != t.casefold() for s, t in pairs)
+    assert all(len(s) <= 200 and len(t) <= 200 for s, t in pairs)
