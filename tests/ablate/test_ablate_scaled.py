@@ -39,6 +39,15 @@ def test_each_baseline_scales_one_dimension_of_the_largest():
         assert len(set(values if isinstance(values, tuple) else [values])) == 1
 
 
+def test_per_dim_keeps_the_smallest_choices():
+    space = get_space("mbv3-tiny")
+    labels = [label for label, _ in scaled_baselines(space, per_dim=1)]
+    e, d, r = min(space.expand_ratios), min(space.depths), min(space.resolutions)
+    assert labels == ["largest", f"width-e{e}", f"depth-d{d}", f"resolution-r{r}"]
+    with pytest.raises(ConfigError, match="per_dim = 0"):
+        scaled_baselines(space, per_dim=0)
+
+
 def _p(source, label, latency, acc):
     return ScaledPoint(source, label, "{}", latency, acc, 0)
 
@@ -62,7 +71,7 @@ def test_scaled_ablation_writes_the_table_and_resumes(tiny_config, tmp_path, mon
     cfg = tiny_config(train_limit=32, val_limit=16, bn_calib_images=16, eval_batch_size=16)
     space = get_space(cfg.space)
     two = scaled_baselines(space)[:1] + scaled_baselines(space)[-1:]  # largest, smallest r
-    monkeypatch.setattr(scaled_module, "scaled_baselines", lambda s: two)
+    monkeypatch.setattr(scaled_module, "scaled_baselines", lambda s, per_dim: two)
     table = load_latency_table(LUT)
     points = run_scaled_ablation(cfg, tmp_path, table, n_random=2, test_limit=16)
     assert [(p.source, p.label) for p in points] == [

@@ -59,18 +59,31 @@ class ScaledPoint:
     train_images: int
 
 
-def scaled_baselines(space: SearchSpace) -> list[tuple[str, ArchConfig]]:
+def scaled_baselines(
+    space: SearchSpace, per_dim: int | None = None
+) -> list[tuple[str, ArchConfig]]:
     """``[(label, config)]``: the largest subnet (``"largest"``), then the largest with the expand
     ratio of every block (``"width-e<E>"``), the depth of every stage (``"depth-d<D>"``) or the
     resolution (``"resolution-r<R>"``) set to each smaller choice, everything else at its maximum.
+    ``per_dim`` keeps only that many smallest choices per dimension (``None``: all).
+
+    Raises:
+        ConfigError: ``per_dim`` < 1.
     """
+    if per_dim is not None and per_dim < 1:
+        raise ConfigError(f"per_dim = {per_dim} must be >= 1 (or None for every choice)")
+
+    def smaller(values: tuple[int, ...]) -> list[int]:
+        below = sorted(values, reverse=True)[1:]
+        return below if per_dim is None else below[-per_dim:]
+
     big = space.largest()
     out = [("largest", big)]
-    for e in sorted(space.expand_ratios, reverse=True)[1:]:
+    for e in smaller(space.expand_ratios):
         out.append((f"width-e{e}", replace(big, expand_ratio=(e,) * space.num_blocks)))
-    for d in sorted(space.depths, reverse=True)[1:]:
+    for d in smaller(space.depths):
         out.append((f"depth-d{d}", replace(big, depth=(d,) * space.num_stages)))
-    for r in sorted(space.resolutions, reverse=True)[1:]:
+    for r in smaller(space.resolutions):
         out.append((f"resolution-r{r}", replace(big, resolution=r)))
     return out
 
@@ -81,15 +94,18 @@ def run_scaled_ablation(
     table: LatencyTable,
     *,
     n_random: int = 24,
+    per_dim: int | None = None,
     seed: int = 0,
     test_limit: int | None = None,
 ) -> list[ScaledPoint]:
     """Train (or resume) the PS supernet and every scaled baseline under ``run_dir``, score them
     and ``n_random`` random subnets of the supernet on the test split, and write the table and
-    plot. Returns every scored point (baselines first).
+    plot. Returns every scored point (baselines first). ``per_dim``: as
+    :func:`scaled_baselines`. The scaled-down baselines train before the largest (which
+    ``supernet ablate ps`` may be training in the same folder).
 
     Raises:
-        ConfigError: ``n_random`` < 0.
+        ConfigError: ``n_random`` < 0 or ``per_dim`` < 1.
         LatencyTableError: ``table`` is for another space.
         RunDirError / CheckpointError: from the training runs.
 
@@ -97,6 +113,8 @@ def run_scaled_ablation(
     """
     if n_random < 0:
         raise ConfigError(f"n_random = {n_random} must be >= 0")
+    if per_dim is not None and per_dim < 1:
+        raise ConfigError(f"per_dim = {per_dim} must be >= 1 (or None for every choice)")
     run_dir = Path(run_dir)
     splits = load_dataset(config.dataset)
     space, _ = build_supernet(config, splits)
@@ -105,14 +123,15 @@ def run_scaled_ablation(
     test = BatchLoader(splits.test, config.eval_batch_size, shuffle=False, augment=False,
                        limit=test_limit)  # fmt: skip
     n_train = len(splits.train)
-    baselines = scaled_baselines(space)
-    points: list[ScaledPoint] = []
-    for label, arch in baselines:
+    baselines = scaled_baselines(space, per_dim)
+    scored: dict[str, ScaledPoint] = {}
+    for label, arch in baselines[1:] + baselines[:1]:
         cfg = scratch_config(config, arch)
         path = run_dir / f"scratch-{label}"
         model = train(cfg, path, resume=(path / CHECKPOINT).is_file()).supernet
-        points.append(_score(model, "scratch", label, arch, table, calib, test,
-                             _images(cfg, n_train)))  # fmt: skip
+        scored[label] = _score(model, "scratch", label, arch, table, calib, test,
+                               _images(cfg, n_train))  # fmt: skip
+    points = [scored[label] for label, _ in baselines]
     ps = run_dir / "ps"
     supernet = train(config, ps, resume=(ps / CHECKPOINT).is_file()).supernet
     rng = np.random.default_rng(seed)

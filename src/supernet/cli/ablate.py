@@ -70,6 +70,10 @@ def scaled(
     random_subnets: Annotated[
         int, typer.Option(min=0, help="Random subnets of the PS supernet to score as well.")
     ] = 24,
+    per_dim: Annotated[
+        int | None,
+        typer.Option(min=1, help="Only the N smallest choices per dimension (default: all)."),
+    ] = None,
     test_images: Annotated[
         int | None, typer.Option(min=1, help="Test images per subnet (default: all).")
     ] = None,
@@ -92,7 +96,7 @@ def scaled(
     cfg = load_config(preset, path=config, overrides=parse_overrides(set_ or []))
     table = load_latency_table(lut)
     points = run_scaled_ablation(
-        cfg, run_dir, table, n_random=random_subnets, test_limit=test_images
+        cfg, run_dir, table, n_random=random_subnets, per_dim=per_dim, test_limit=test_images
     )
     out = Table("scaled baseline", "latency (ms)", "from scratch (%)", "PS within latency (%)")
     for p in (p for p in points if p.source == "scratch"):
