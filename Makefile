@@ -71,7 +71,7 @@ test: setup lint
 	# two worker processes (pytest-xdist): the suite is mostly single-threaded Python on 2 cores;
 	# work stealing keeps both busy to the end (a few tests take a minute); the tests that compare
 	# measured latency with a budget run alone afterwards
-	$(PYTHON) -m pytest -q -n 2 --dist worksteal -m "not serial"
+	OMP_WAIT_POLICY=PASSIVE $(PYTHON) -m pytest -q -n 2 --dist worksteal -m "not serial"
 	$(PYTHON) -m pytest -q -m serial
 	@start=$$(date +%s); $(MAKE) --no-print-directory smoke-steps SMOKE_RUN=$$(mktemp -d)/smoke && \
 	  echo "smoke pipeline: $$(( $$(date +%s) - start )) s"

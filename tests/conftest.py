@@ -4,6 +4,10 @@ import os
 # tests pass their own width per call, so no width may be fixed before they run.
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
+# Two xdist workers with two torch threads each share two cores: OpenMP threads that spin while
+# they wait took 10-20x longer per training step here than threads that sleep (same thread count,
+# same results). Set before torch loads OpenMP; subprocesses (CLI tests) inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
