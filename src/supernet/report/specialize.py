@@ -63,6 +63,7 @@ from supernet.train.derived import check_fresh
 __all__ = [
     "CONSTRAINT_OBJECTIVES",
     "DEVICE_ROW_KEYS",
+    "LATENCY_SEARCH_MARGIN",
     "DeviceResult",
     "InfeasibleDevice",
     "SpecializeResult",
@@ -77,6 +78,11 @@ ProgressFn = Callable[[str], None]
 
 PREDICTOR = "predictor.pt"
 CHECK_IMAGES = 16
+LATENCY_SEARCH_MARGIN = 0.05
+"""Share of a latency budget the search keeps free. The search ends at the edge of its limit, so
+a table's prediction error decides whether the measured latency meets it: whole-subnet
+predictions of the demo's table were within 4.3% MAPE once the machine's drift was taken out
+(issue 22, item 11), and the recalibration test missed its budget 1 run in 3 without a margin."""
 
 
 def resolve_budgets(
@@ -240,6 +246,8 @@ def specialize(
         search_limits = dict(limits)
         if "flash_bytes" in search_limits:  # the Flash model is an estimate: keep a margin
             search_limits["flash_bytes"] *= 1.0 - FLASH_SEARCH_MARGIN
+        if "latency_ms" in search_limits:  # so is a latency table: the search sits at its edge
+            search_limits["latency_ms"] *= 1.0 - LATENCY_SEARCH_MARGIN
         constraints = build_constraints(search_limits, objectives)
         say(f"{spec.name}: searching under {limits or 'no constraints'}")
         try:
