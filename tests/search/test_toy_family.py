@@ -27,6 +27,7 @@ from supernet.search import (
     pareto_front_mask,
     random_search,
 )
+from supernet.space import get_space
 from supernet.space.family import ConfigList, GeneCoding, PerConfigBatching, Space
 from supernet.space.transformer import get_transformer_space
 
@@ -133,6 +134,16 @@ def test_toy_and_hat_spaces_satisfy_the_protocol(space):
     assert space.from_choice_indices(indices) == batch
     with pytest.raises(ConfigError, match="out of range"):
         space.from_choice_indices(np.full((1, LAYERS), len(WIDTHS)))
+
+
+def test_a_config_of_another_family_is_refused_with_both_names(space):
+    cnn, hat = get_space("mbv3-tiny"), get_transformer_space("hat-tiny")
+    with pytest.raises(ConfigError, match="'hat' config was given to the 'ofa-mbv3' space"):
+        cnn.validate(hat.largest())
+    with pytest.raises(ConfigError, match="'MLPConfig' config was given to the 'ofa-mbv3'"):
+        cnn.batch([space.largest()])
+    with pytest.raises(ConfigError, match="'ArchConfig' config was given to the 'hat' space"):
+        hat.batch([cnn.largest()])
 
 
 def test_evolution_finds_a_top_subnet_under_the_constraint(space, every):

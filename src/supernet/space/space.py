@@ -282,8 +282,21 @@ class SearchSpace:
         return encode(configs, self)
 
     def validate(self, config: ArchConfig) -> ArchConfig:
-        """Same as ``config.validate(self)``."""
+        """Same as ``config.validate(self)``.
+
+        Raises:
+            ConfigError: ``config`` is not valid in this space, or is another family's config
+                (names both families).
+        """
+        self._check_family(config)
         return config.validate(self)
+
+    def _check_family(self, config: object) -> None:
+        if not isinstance(config, ArchConfig):
+            other = getattr(config, "family", type(config).__name__)
+            raise ConfigError(
+                f"a {other!r} config was given to the {self.family!r} space {self.name!r}"
+            )
 
     # --- the family protocol (supernet.space.family.Space) -------------------------------------
     @property
@@ -311,9 +324,16 @@ class SearchSpace:
         return summary_map(self)
 
     def batch(self, configs: Sequence[ArchConfig]) -> ConfigBatch:
-        """``ConfigBatch.from_configs(configs, self)`` (validated)."""
+        """``ConfigBatch.from_configs(configs, self)`` (validated).
+
+        Raises:
+            ConfigError: a config is not valid in this space or of another family.
+        """
         from supernet.space.batch import ConfigBatch
 
+        configs = list(configs)
+        for config in configs:
+            self._check_family(config)
         return ConfigBatch.from_configs(configs, self)
 
     def concat(self, batches: Sequence[ConfigBatch]) -> ConfigBatch:
