@@ -134,6 +134,8 @@ def test_toy_and_hat_spaces_satisfy_the_protocol(space):
     assert space.from_choice_indices(indices) == batch
     with pytest.raises(ConfigError, match="out of range"):
         space.from_choice_indices(np.full((1, LAYERS), len(WIDTHS)))
+    with pytest.raises(ConfigError, match=r"config #1 .* not a subnet of space 'toy-mlp'"):
+        space.to_choice_indices([space.largest(), MLPConfig((8, 8, 8, 9))])
 
 
 def test_a_config_of_another_family_is_refused_with_both_names(space):

@@ -238,12 +238,15 @@ class PerConfigBatching:
     """
 
     def batch(self, configs: Sequence[Any]) -> ConfigList:
+        """:meth:`Space.batch`: the configs, each validated. Raises: ConfigError."""
         return ConfigList([self.validate(c) for c in configs])  # type: ignore[attr-defined]
 
     def concat(self, batches: Sequence[ConfigList]) -> ConfigList:
+        """:meth:`Space.concat`. Raises: ConfigError when ``batches`` is empty."""
         return ConfigList.concat(batches)
 
     def sample_batch(self, n: int, rng: np.random.Generator) -> ConfigList:
+        """:meth:`Space.sample_batch`: ``n`` calls of ``sample``. Raises: ConfigError for n < 0."""
         if n < 0:
             raise ConfigError(f"number of configs n = {n} must be >= 0")
         return ConfigList([self.sample(rng) for _ in range(n)])  # type: ignore[attr-defined]
@@ -251,9 +254,11 @@ class PerConfigBatching:
     def mutate_batch(
         self, batch: ConfigList, rng: np.random.Generator, *, prob: float, resolution_prob: float
     ) -> ConfigList:
+        """:meth:`Space.mutate_batch`: ``mutate(row, rng, prob=prob)`` per row, in order."""
         return ConfigList([self.mutate(c, rng, prob=prob) for c in batch])  # type: ignore[attr-defined]
 
     def crossover_batch(self, a: ConfigList, b: ConfigList, rng: np.random.Generator) -> ConfigList:
+        """:meth:`Space.crossover_batch`. Raises: ConfigError when the lengths differ."""
         if len(a) != len(b):
             raise ConfigError(f"crossover of batches of {len(a)} and {len(b)} configs")
         cross = self.crossover  # type: ignore[attr-defined]
@@ -269,17 +274,33 @@ class GeneCoding:
         return [tuple(c) for c in self.genes()]  # type: ignore[attr-defined]
 
     def choice_counts(self) -> np.ndarray:
+        """:meth:`Space.choice_counts`: ``[G]`` int64, one per gene of ``genes()``."""
         return np.array([len(c) for c in self._gene_choices()], dtype=np.int64)
 
     def to_choice_indices(self, batch: Sequence[Any]) -> np.ndarray:
-        choices = self._gene_choices()
-        rows = [
-            [gene.index(v) for gene, v in zip(choices, self.to_genes(c), strict=True)]  # type: ignore[attr-defined]
-            for c in batch
-        ]
-        return np.array(rows, dtype=np.int64).reshape(len(rows), len(choices))
+        """:meth:`Space.to_choice_indices`: ``[N, G]`` int64.
+
+        Raises:
+            ConfigError: a gene value that is not one of its choices (names the row).
+        """
+        lookup = [{v: i for i, v in enumerate(gene)} for gene in self._gene_choices()]
+        rows = []
+        for row, config in enumerate(batch):
+            values = self.to_genes(config)  # type: ignore[attr-defined]
+            try:
+                rows.append([index[v] for index, v in zip(lookup, values, strict=True)])
+            except (KeyError, ValueError):
+                raise ConfigError(
+                    f"config #{row} ({config!r}) is not a subnet of space {self.name!r}"  # type: ignore[attr-defined]
+                ) from None
+        return np.array(rows, dtype=np.int64).reshape(len(rows), len(lookup))
 
     def from_choice_indices(self, indices: np.ndarray) -> ConfigList:
+        """:meth:`Space.from_choice_indices`: ``[N, G]`` (whole numbers) → N rows.
+
+        Raises:
+            ConfigError: a wrong shape or an index out of range (names row and gene).
+        """
         idx = np.asarray(indices)
         choices = self._gene_choices()
         if idx.ndim != 2 or idx.shape[1] != len(choices):
