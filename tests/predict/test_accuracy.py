@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-import supernet.predict.accuracy as accuracy_module
+import supernet.space.encoding as encoding_module
 from supernet.checkpoint import save_checkpoint
 from supernet.errors import CheckpointError, ConfigError
 from supernet.predict import (
@@ -173,7 +173,8 @@ def test_a_predictor_of_another_space_or_encoding_is_refused(fitted, tmp_path, m
     path = save_predictor(tmp_path / "p.pt", predictor, predictor.space, report)
     with pytest.raises(CheckpointError, match="is for space 'mbv3-tiny', this run uses 'ofa-mbv3'"):
         load_predictor(path, get_space("ofa-mbv3"))
-    monkeypatch.setattr(accuracy_module, "ENCODING_VERSION", ENCODING_VERSION + 1)
+    # The space reports its encoding version (family protocol); the CNN space reads this constant.
+    monkeypatch.setattr(encoding_module, "ENCODING_VERSION", ENCODING_VERSION + 1)
     with pytest.raises(
         CheckpointError,
         match=f"is for encoding_version {ENCODING_VERSION}, this run uses {ENCODING_VERSION + 1}",

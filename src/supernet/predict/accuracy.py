@@ -27,6 +27,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,14 +38,7 @@ from supernet import __version__
 from supernet.checkpoint import load_checkpoint, save_checkpoint
 from supernet.errors import CheckpointError, ConfigError
 from supernet.predict.dataset import AccuracyDataset
-from supernet.space import (
-    ENCODING_VERSION,
-    ArchConfig,
-    ConfigBatch,
-    SearchSpace,
-    encode,
-    encoding_size,
-)
+from supernet.space.family import ConfigRows, Space
 
 __all__ = [
     "PREDICTOR_FORMAT_VERSION",
@@ -64,31 +58,21 @@ PREDICTOR_FORMAT_VERSION = 2
 ``summary_features`` flag in the metadata; files of version 1 are refused, refit them)."""
 
 
-def summary_map(space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
-    """The linear map from the encoding to the summary features: ``s(x) = x @ matrix + offset``.
+def summary_map(space: Space) -> tuple[np.ndarray, np.ndarray]:
+    """The linear map from the encoding to the summary features: ``s(x) = x @ matrix + offset``
+    (:meth:`Space.summary_map <supernet.space.family.Space.summary_map>`). For the CNN family
+    (:func:`supernet.space.encoding.summary_map`): each stage's depth, then the resolution, scaled
+    to [0, 1] over the space's choices.
 
-    Columns: the depth of each stage (its active slots, read from the slots' one-hot kernel size),
-    then the resolution (the one-hot's value), each scaled so the space's smallest choice is 0 and
-    its largest 1 (a space with one choice gives 0).
-
-    Shapes: ``matrix`` float32 [F, S + 1] with ``F = encoding_size(space)`` and ``S`` stages;
-    ``offset`` float32 [S + 1].
+    Shapes: ``matrix`` float32 [F, S] with ``F`` the encoding's features; ``offset`` float32 [S]
+    (``S = 0`` for a family without summary features).
     """
-    n_k, n_e = len(space.kernel_sizes), len(space.expand_ratios)
-    per_block = n_k + n_e
-    matrix = np.zeros((encoding_size(space), space.num_stages + 1), dtype=np.float32)
-    offset = np.zeros(space.num_stages + 1, dtype=np.float32)
-    low, span = min(space.depths), max(max(space.depths) - min(space.depths), 1)
-    slot = 0
-    for stage, max_depth in enumerate(space.stage_max_depths):
-        for j in range(slot, slot + max_depth):
-            matrix[j * per_block : j * per_block + n_k, stage] = 1.0 / span
-        offset[stage] = -low / span
-        slot += max_depth
-    res = np.asarray(space.resolutions, dtype=np.float64)
-    span = max(float(res.max() - res.min()), 1.0)
-    matrix[slot * per_block :, -1] = (res - res.min()) / span
-    return matrix, offset
+    return space.summary_map()
+
+
+def num_features(space: Space) -> int:
+    """Number of features ``F`` of ``space.encode`` (that of its largest config)."""
+    return int(space.encode([space.largest()]).shape[1])
 
 
 class AccuracyPredictor(nn.Module):
@@ -105,7 +89,7 @@ class AccuracyPredictor(nn.Module):
     ``base_accuracy`` is fixed (``requires_grad=False``, as the reference's ``base_acc``) and
     :func:`train_predictor` sets ``accuracy_scale`` to 100 (the MLP predicts a fraction).
 
-    Shapes: ``forward``: float32 [N, F] -> [N] with ``F = encoding_size(space)``;
+    Shapes: ``forward``: float32 [N, F] -> [N] with ``F = num_features(space)``;
     ``predict_accuracy``: N configs -> float64 [N]; ``predict_encoded``: [N, F] -> float64 [N].
 
     Raises:
@@ -117,7 +101,7 @@ class AccuracyPredictor(nn.Module):
 
     def __init__(
         self,
-        space: SearchSpace,
+        space: Space,
         *,
         hidden: Sequence[int] = (400, 400, 400),
         base_accuracy: float = 0.0,
@@ -131,7 +115,7 @@ class AccuracyPredictor(nn.Module):
         self.space = space
         self.hidden = hidden
         self.summary_features = bool(summary_features)
-        self.num_features = encoding_size(space)
+        self.num_features = num_features(space)
         matrix, offset = summary_map(space)
         if not self.summary_features:
             matrix, offset = matrix[:, :0], offset[:0]
@@ -176,7 +160,7 @@ class AccuracyPredictor(nn.Module):
         x = x.to(self.base_accuracy.device, torch.float32)
         return self(x).double().cpu().numpy()  # no dropout or BN: train/eval mode agree
 
-    def predict_accuracy(self, configs: Sequence[ArchConfig] | ConfigBatch) -> np.ndarray:
+    def predict_accuracy(self, configs: Sequence[Any] | ConfigRows) -> np.ndarray:
         """Predicted accuracy (%) of ``configs``, encoded and scored in one batch.
 
         Shapes: N configs (a sequence or a :class:`ConfigBatch`) -> float64 [N].
@@ -184,7 +168,7 @@ class AccuracyPredictor(nn.Module):
         Raises:
             ConfigError: a config is not valid in the predictor's space.
         """
-        return self.predict_encoded(encode(configs, self.space))
+        return self.predict_encoded(self.space.encode(configs))
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,7 +204,7 @@ class PredictorReport:
 
 
 def _split(
-    configs: Sequence[ArchConfig], space: SearchSpace, holdout: float, seed: int
+    configs: Sequence[Any], space: Space, holdout: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training and held-out row indices; the space's largest and smallest stay in training."""
     if not 0.0 < holdout < 1.0:
@@ -249,7 +233,7 @@ def _score(measured: np.ndarray, predicted: np.ndarray, train_mean: float) -> tu
 def fit_predictor(
     x: torch.Tensor | np.ndarray,
     y: torch.Tensor | np.ndarray,
-    space: SearchSpace,
+    space: Space,
     *,
     epochs: int = 500,
     lr: float = 1e-3,
@@ -305,7 +289,7 @@ def fit_predictor(
 
 def train_predictor(
     dataset: AccuracyDataset,
-    space: SearchSpace | None = None,
+    space: Space | None = None,
     *,
     holdout: float = 0.2,
     epochs: int = 500,
@@ -354,7 +338,7 @@ def train_predictor(
         raise ConfigError(f"seed = {seed!r} must be an integer >= 0")
     if not 0 < lr < math.inf or not 0 <= weight_decay < math.inf:
         raise ConfigError(f"lr = {lr!r} must be > 0 and weight_decay = {weight_decay!r} >= 0")
-    x_all = torch.from_numpy(encode(list(dataset.configs), space))
+    x_all = torch.from_numpy(space.encode(list(dataset.configs)))
     y_all = torch.from_numpy(np.asarray(dataset.val_accuracy, dtype=np.float64))
     train_idx, test_idx = _split(dataset.configs, space, holdout, seed)
     predictor = fit_predictor(x_all[train_idx], y_all[train_idx], space, epochs=epochs, lr=lr,
@@ -369,33 +353,34 @@ def train_predictor(
     return predictor, report
 
 
-def _expected_metadata(space: SearchSpace) -> dict[str, object]:
+def _expected_metadata(space: Space) -> dict[str, object]:
     return {
         "kind": PREDICTOR_KIND,
         "predictor_format_version": PREDICTOR_FORMAT_VERSION,
         "space": space.name,
-        "encoding_version": ENCODING_VERSION,
-        "num_features": encoding_size(space),
+        "encoding_version": space.encoding_version,
+        "num_features": num_features(space),
     }
 
 
 def save_predictor(
     path: str | os.PathLike[str],
     predictor: AccuracyPredictor,
-    space: SearchSpace,
+    space: Space,
     report: PredictorReport | None = None,
 ) -> Path:
     """Write ``predictor`` to ``path`` atomically with what it takes to refuse a wrong load.
 
     Metadata: kind, predictor format version, space name, encoding version
-    (:data:`supernet.space.ENCODING_VERSION`), feature count, hidden widths, whether it uses the
-    summary features, library version and the report's metrics. Returns the path written.
+    (``space.encoding_version``; :data:`supernet.space.ENCODING_VERSION` for CNNs), feature
+    count, hidden widths, whether it uses the summary features, library version and the report's
+    metrics. Returns the path written.
 
     Raises:
         ConfigError: the predictor is of another space than ``space``.
         CheckpointError: writing failed (the previous file, if any, is left intact).
     """
-    if predictor.space.name != space.name or predictor.num_features != encoding_size(space):
+    if predictor.space.name != space.name or predictor.num_features != num_features(space):
         raise ConfigError(
             f"predictor of space {predictor.space.name!r} cannot be saved for {space.name!r}"
         )
@@ -410,9 +395,7 @@ def save_predictor(
     return Path(path)
 
 
-def load_predictor(
-    path: str | os.PathLike[str], space: SearchSpace
-) -> tuple[AccuracyPredictor, dict]:
+def load_predictor(path: str | os.PathLike[str], space: Space) -> tuple[AccuracyPredictor, dict]:
     """Load a predictor saved by :func:`save_predictor` for ``space`` (weights-only load).
 
     The file must be a supernet checkpoint (format version, checksum: see
@@ -458,14 +441,14 @@ def load_predictor(
             f"predictor {path} has summary_features = {summary!r} in its metadata; expected "
             "true or false"
         )
-    inputs = encoding_size(space) + (summary_map(space)[0].shape[1] if summary else 0)
+    inputs = num_features(space) + (summary_map(space)[0].shape[1] if summary else 0)
     expected = _state_shapes(inputs, hidden)
     found = {k: tuple(v.shape) for k, v in state.items()}
     if found != expected:
         key = next(k for k in sorted({*found, *expected}) if found.get(k) != expected.get(k))
         raise CheckpointError(
             f"predictor {path}: state_dict[{key!r}] has shape {found.get(key)}, its metadata "
-            f"(hidden = {list(hidden)}, {encoding_size(space)} features, summary_features = "
+            f"(hidden = {list(hidden)}, {num_features(space)} features, summary_features = "
             f"{summary}) needs {expected.get(key)}"
         )
     bad = [k for k, v in state.items() if not bool(torch.isfinite(v).all())]

@@ -1,9 +1,10 @@
 """Search for subnets: constrained evolution (Once-for-All), NSGA-II Pareto fronts, random search.
 
 Search knows nothing of predictors or cost models: it receives batched objective functions
-(``ConfigBatch -> np.ndarray [N]``), so the same code serves accuracy-vs-latency search and
-compression policies. :func:`nsga2_search` and :class:`ParetoFront` are imported on first use
-(pymoo takes most of a second to import).
+(a family's batch → ``np.ndarray [N]``), so the same code serves accuracy-vs-latency search and
+compression policies; it sees a space only through the family protocol
+(:mod:`supernet.space.family`), so it serves every network family. :func:`nsga2_search` and
+:class:`ParetoFront` are imported on first use (pymoo takes most of a second to import).
 """
 
 from typing import Any

@@ -1,8 +1,9 @@
 """Constraints on subnets: a named batched objective and an upper limit.
 
 Search knows nothing of how a cost is computed: a constraint holds a function
-``ConfigBatch -> np.ndarray [N]`` (MACs, predicted latency in ms, peak memory in bytes, or a
-compression policy's size) and the largest allowed value. The caller builds the functions, e.g.
+``batch -> np.ndarray [N]`` on a family's batch (:class:`~supernet.space.family.ConfigRows`):
+MACs, predicted latency in ms, peak memory in bytes, or a compression policy's size; and the
+largest allowed value. The caller builds the functions, e.g.
 ``{"macs": lambda b: supernet.cost.macs(b, space)}``, and :func:`build_constraints` pairs them
 with user limits by name.
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from supernet.errors import ConfigError, SearchError
-from supernet.space import ConfigBatch, SearchSpace, describe
+from supernet.space.family import ConfigRows, Space
 
 __all__ = [
     "Constraint",
@@ -32,11 +33,12 @@ __all__ = [
     "objective_values",
 ]
 
-ObjectiveFn = Callable[[ConfigBatch], np.ndarray]
-"""A batched objective: N configs → ``[N]`` numbers (a score, a cost), one call per batch."""
+ObjectiveFn = Callable[[ConfigRows], np.ndarray]
+"""A batched objective: a family's batch of N configs (:class:`~supernet.space.ConfigBatch` for
+the CNN family) → ``[N]`` numbers (a score, a cost), one call per batch."""
 
 
-def objective_values(name: str, fn: ObjectiveFn, batch: ConfigBatch) -> np.ndarray:
+def objective_values(name: str, fn: ObjectiveFn, batch: ConfigRows) -> np.ndarray:
     """``fn(batch)`` as float64 ``[N]``.
 
     Raises:
@@ -81,7 +83,7 @@ class Constraint:
             raise ConfigError(f"constraint {self.name} limit = {self.limit} must be finite")
         object.__setattr__(self, "limit", float(self.limit))
 
-    def values(self, batch: ConfigBatch) -> np.ndarray:
+    def values(self, batch: ConfigRows) -> np.ndarray:
         """The constrained cost of each config. Shapes: N rows → ``[N]`` float64."""
         return objective_values(self.name, self.fn, batch)
 
@@ -91,7 +93,7 @@ class Constraint:
 
 
 def constraint_values(
-    constraints: Sequence[Constraint], batch: ConfigBatch
+    constraints: Sequence[Constraint], batch: ConfigRows
 ) -> dict[str, np.ndarray]:
     """Each constraint's cost of each config: name → ``[N]`` float64 (one call per constraint)."""
     return {c.name: c.values(batch) for c in constraints}
@@ -99,7 +101,7 @@ def constraint_values(
 
 def feasible_mask(
     constraints: Sequence[Constraint],
-    batch: ConfigBatch,
+    batch: ConfigRows,
     values: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Which configs meet every constraint.
@@ -169,13 +171,13 @@ def cheapest_report(constraints: Sequence[Constraint], values: Mapping[str, np.n
 
 
 def no_feasible_subnet(
-    constraints: Sequence[Constraint], space: SearchSpace, values: Mapping[str, np.ndarray]
+    constraints: Sequence[Constraint], space: Space, values: Mapping[str, np.ndarray]
 ) -> SearchError:
     """The error for a search that found no subnet meeting every constraint: for each constraint
     the cheapest value among the evaluated subnets (``values``) and the space's smallest subnet,
     so the user knows what limit is achievable."""
     smallest = space.smallest()
-    at_smallest = constraint_values(constraints, ConfigBatch.from_configs([smallest], space))
+    at_smallest = constraint_values(constraints, space.batch([smallest]))
     merged = {c.name: np.append(values[c.name], at_smallest[c.name]) for c in constraints}
     n = len(next(iter(values.values()))) if values else 0
     smallest_costs = ", ".join(
@@ -184,6 +186,6 @@ def no_feasible_subnet(
     return SearchError(
         f"no subnet of space {space.name!r} meets all constraints ({n} sampled subnets and the "
         f"smallest one checked):\n{cheapest_report(constraints, merged)}\n"
-        f"the smallest subnet ({describe(smallest)}) has {smallest_costs}; raise the limits",
+        f"the smallest subnet ({space.describe(smallest)}) has {smallest_costs}; raise the limits",
         cheapest={c.name: _cheapest(merged[c.name]) for c in constraints},
     )

@@ -39,13 +39,7 @@ from supernet.search.constraints import (
     no_feasible_subnet,
 )
 from supernet.search.result import ProgressFn, SearchResult, score_batch
-from supernet.space import (
-    ConfigBatch,
-    SearchSpace,
-    crossover_batch,
-    mutate_batch,
-    sample_batch,
-)
+from supernet.space.family import ConfigRows, Space
 
 __all__ = ["EvolutionConfig", "evolutionary_search"]
 
@@ -65,7 +59,8 @@ class EvolutionConfig:
         parent_ratio: share of the population kept as parents (OFA: 0.25).
         mutation_ratio: share of the children made by mutation; the rest by crossover (OFA: 0.5).
         mutate_prob: chance to resample each kernel size, expand ratio and depth (OFA: 0.1).
-        resolution_mutate_prob: chance to resample the resolution (OFA: 0.5).
+        resolution_mutate_prob: chance to resample the resolution (OFA: 0.5); a family without
+            an elastic resolution ignores it.
         seed: seed of the ``np.random.Generator`` every draw comes from.
         max_tries: draws per subnet before rejection sampling gives up (the reference loops
             forever).
@@ -114,7 +109,7 @@ class _Sampler:
 
     def __init__(
         self,
-        space: SearchSpace,
+        space: Space,
         constraints: Sequence[Constraint],
         config: EvolutionConfig,
         rng: np.random.Generator,
@@ -123,23 +118,23 @@ class _Sampler:
         self.checked = 0
         self.child_rate = 0.5  # feasible share of children, updated as they are drawn
 
-    def _check(self, batch: ConfigBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _check(self, batch: ConfigRows) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         self.checked += len(batch)
         values = constraint_values(self.constraints, batch)
         return feasible_mask(self.constraints, batch, values), values
 
-    def initial(self) -> ConfigBatch:
+    def initial(self) -> ConfigRows:
         """``population`` uniformly random feasible subnets (see the module docstring)."""
         cfg, space = self.config, self.space
         if not self.constraints:
-            return sample_batch(space, cfg.population, self.rng)
-        found: list[ConfigBatch] = []
+            return space.sample_batch(cfg.population, self.rng)
+        found: list[ConfigRows] = []
         seen: list[dict[str, np.ndarray]] = []
         n_found, drawn, budget, rate = 0, 0, cfg.max_tries * cfg.population, 1.0
         while n_found < cfg.population and drawn < budget:
             needed = cfg.population - n_found
             n = min(budget - drawn, max(needed, math.ceil(1.2 * needed / rate)))
-            batch = sample_batch(space, n, self.rng)
+            batch = space.sample_batch(n, self.rng)
             drawn += n
             ok, values = self._check(batch)
             seen.append(values)
@@ -147,14 +142,14 @@ class _Sampler:
             n_found += int(ok.sum())
             rate = max(float(ok.mean()), 1.0 / budget)
         if n_found == 0:
-            smallest = ConfigBatch.from_configs([space.smallest()], space)
+            smallest = space.batch([space.smallest()])
             if not self._check(smallest)[0][0]:
                 merged = {
                     c.name: np.concatenate([v[c.name] for v in seen]) for c in self.constraints
                 }
                 raise no_feasible_subnet(self.constraints, space, merged)
             found, n_found = [smallest], 1
-        pool = ConfigBatch.concat(found)[: cfg.population]
+        pool = space.concat(found)[: cfg.population]
         if n_found >= cfg.population:
             return pool
         log.info(
@@ -162,9 +157,9 @@ class _Sampler:
             n_found, cfg.population, drawn,
         )  # fmt: skip
         fill = self.children(pool, n_mutations=cfg.population - n_found, n_crossovers=0)
-        return ConfigBatch.concat([pool, fill])
+        return space.concat([pool, fill])
 
-    def children(self, parents: ConfigBatch, n_mutations: int, n_crossovers: int) -> ConfigBatch:
+    def children(self, parents: ConfigRows, n_mutations: int, n_crossovers: int) -> ConfigRows:
         """Feasible mutants of random parents, then crossovers of random parent pairs (a child
         that stays infeasible after ``max_tries`` draws is a copy of its first parent)."""
         cfg, rng = self.config, self.rng
@@ -173,8 +168,8 @@ class _Sampler:
         second = rng.integers(0, len(parents), size=n)
         if not self.constraints:
             return self._offspring(parents, np.arange(n), first, second, n_mutations)
-        # Fallback: a copy of the first parent (fancy indexing copies into writable arrays).
-        out = [getattr(parents, name)[first] for name in ConfigBatch.FIELDS]
+        filled_rows: list[np.ndarray] = []  # child indices, one array per part below
+        filled: list[ConfigRows] = []
         pending, tries = np.arange(n), 0
         while pending.size and tries < cfg.max_tries:
             draws = min(_draws_for(self.child_rate), cfg.max_tries - tries)
@@ -185,22 +180,25 @@ class _Sampler:
             per_child = ok.reshape(len(pending), draws)
             has = per_child.any(axis=1)
             chosen = np.arange(len(pending))[has] * draws + per_child[has].argmax(axis=1)
-            for a, name in zip(out, ConfigBatch.FIELDS, strict=True):
-                a[pending[has]] = getattr(batch, name)[chosen]
+            filled_rows.append(pending[has])
+            filled.append(batch[chosen])
             pending, tries = pending[~has], tries + draws
         if pending.size:
             log.info("%d children stayed infeasible after %d draws; copied parents",
                      pending.size, cfg.max_tries)  # fmt: skip
-        return ConfigBatch(*out)
+        filled_rows.append(pending)
+        filled.append(parents[first[pending]])  # fallback: a copy of the first parent
+        # Child i is the row of the concatenation whose child index is i.
+        return self.space.concat(filled)[np.argsort(np.concatenate(filled_rows), kind="stable")]
 
     def _offspring(
         self,
-        parents: ConfigBatch,
+        parents: ConfigRows,
         rows: np.ndarray,
         first: np.ndarray,
         second: np.ndarray,
         n_mutations: int,
-    ) -> ConfigBatch:
+    ) -> ConfigRows:
         """One candidate per entry of ``rows`` (sorted child indices): a mutant of
         ``parents[first[row]]`` for ``row < n_mutations``, else a crossover with
         ``parents[second[row]]``."""
@@ -210,9 +208,8 @@ class _Sampler:
         parts = []
         if mut_rows.size:
             parts.append(
-                mutate_batch(
+                self.space.mutate_batch(
                     parents[first[mut_rows]],
-                    self.space,
                     rng,
                     prob=cfg.mutate_prob,
                     resolution_prob=cfg.resolution_mutate_prob,
@@ -220,8 +217,8 @@ class _Sampler:
             )
         if cross_rows.size:
             a, b = parents[first[cross_rows]], parents[second[cross_rows]]
-            parts.append(crossover_batch(a, b, rng))
-        return parts[0] if len(parts) == 1 else ConfigBatch.concat(parts)
+            parts.append(self.space.crossover_batch(a, b, rng))
+        return parts[0] if len(parts) == 1 else self.space.concat(parts)
 
 
 def _draws_for(rate: float) -> int:
@@ -235,7 +232,7 @@ def _draws_for(rate: float) -> int:
 
 
 def evolutionary_search(
-    space: SearchSpace,
+    space: Space,
     score_fn: ObjectiveFn,
     constraints: Sequence[Constraint] = (),
     config: EvolutionConfig | None = None,
@@ -252,7 +249,9 @@ def evolutionary_search(
         config: hyper-parameters (default: Once-for-All's).
         progress: ``progress(generation, generations, "best <score>")`` after each generation.
 
-    Shapes: ``score_fn`` and each constraint map a :class:`ConfigBatch` of N rows to ``[N]``.
+    Shapes: ``score_fn`` and each constraint map the space's batch of N rows
+    (:class:`~supernet.space.family.ConfigRows`; a :class:`~supernet.space.ConfigBatch` for the
+    CNN family) to ``[N]``.
 
     Raises:
         SearchError: when no subnet meeting every constraint is found (the message gives the
@@ -280,7 +279,7 @@ def evolutionary_search(
         # same score, as the reference's reversed sort does. Equal scores are common (a mutation
         # in a slot its depth leaves inactive changes nothing), and letting such neutral children
         # replace their parents keeps the population drifting instead of freezing on early bests.
-        population = ConfigBatch.concat([children, parents])
+        population = space.concat([children, parents])
         scores = np.concatenate([child_scores, parent_scores])
         history.append(max(history[-1], float(child_scores.max(initial=-np.inf))))
         if progress is not None:

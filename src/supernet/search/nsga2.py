@@ -3,10 +3,11 @@
 NSGA-II (Deb et al., IEEE TEC 2002) comes from pymoo, the standard maintained Python library for
 it (Blank & Deb, IEEE Access 2020): its fast non-dominated sorting, crowding distance, binary
 tournament and constraint-domination (feasible first, then smaller violation) are used as they
-are, not re-implemented. Subnets are pymoo integer vectors of choice indices
-(:meth:`ConfigBatch.to_choice_indices`); the operators are this library's: uniformly random
-initial subnets (plus the smallest one), Once-for-All's mutation (:func:`mutate_batch`) and
-uniform crossover (pymoo's ``UX``, the same as :func:`crossover_batch`). Every generation is
+are, not re-implemented. Subnets are pymoo integer vectors of choice indices (the family's gene
+coding, :meth:`Space.to_choice_indices <supernet.space.family.Space.to_choice_indices>`); the
+operators are the family's: uniformly random initial subnets (plus the smallest one), its
+mutation (:meth:`~supernet.space.family.Space.mutate_batch`; Once-for-All's for the CNN family)
+and uniform crossover (pymoo's ``UX`` on the genes). Every generation is
 evaluated in one call of the score function and of each cost and constraint.
 
 Reference: Deb, Pratap, Agarwal, Meyarivan, "A fast and elitist multiobjective genetic algorithm:
@@ -37,7 +38,7 @@ from supernet.search.constraints import (
 )
 from supernet.search.pareto import pareto_front_mask
 from supernet.search.result import ProgressFn
-from supernet.space import ConfigBatch, SearchSpace, mutate_batch, sample_batch
+from supernet.space.family import ConfigRows, Space
 
 __all__ = ["ParetoFront", "nsga2_search"]
 
@@ -55,7 +56,7 @@ class ParetoFront:
         seconds: wall time.
     """
 
-    configs: ConfigBatch
+    configs: ConfigRows
     objectives: np.ndarray
     objective_names: tuple[str, ...]
     candidates_scored: int
@@ -70,14 +71,12 @@ class _SubnetProblem(Problem):
 
     def __init__(
         self,
-        space: SearchSpace,
+        space: Space,
         score_fn: ObjectiveFn,
         costs: Mapping[str, ObjectiveFn],
         constraints: Sequence[Constraint],
     ) -> None:
-        b, s = space.num_blocks, space.num_stages
-        upper = [len(space.resolutions)] + [len(space.kernel_sizes)] * b
-        upper += [len(space.expand_ratios)] * b + [len(space.depths)] * s
+        upper = space.choice_counts()
         super().__init__(
             n_var=len(upper),
             n_obj=1 + len(costs),
@@ -92,7 +91,7 @@ class _SubnetProblem(Problem):
         self.seen: list[dict[str, np.ndarray]] = []  # constraint values, for the error message
 
     def _evaluate(self, x: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        batch = ConfigBatch.from_choice_indices(np.rint(x).astype(np.int64), self.space)
+        batch = self.space.from_choice_indices(np.rint(x).astype(np.int64))
         self.evaluated += len(batch)
         score = objective_values("score", self.score_fn, batch)
         columns = [np.where(np.isnan(score), np.inf, -score)]
@@ -106,34 +105,34 @@ class _SubnetProblem(Problem):
 
 
 class _Sampling(Sampling):
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: Space) -> None:
         super().__init__()
         self.space = space
 
     def _do(self, problem: Problem, n_samples: int, *args: Any, random_state: Any = None,
             **kwargs: Any) -> np.ndarray:  # fmt: skip
-        smallest = ConfigBatch.from_configs([self.space.smallest()], self.space)
-        batch = ConfigBatch.concat(
-            [smallest, sample_batch(self.space, n_samples - 1, random_state)]
+        space = self.space
+        batch = space.concat(
+            [space.batch([space.smallest()]), space.sample_batch(n_samples - 1, random_state)]
         )
-        return batch.to_choice_indices(self.space)
+        return space.to_choice_indices(batch)
 
 
 class _Mutation(Mutation):
-    def __init__(self, space: SearchSpace, prob: float, resolution_prob: float) -> None:
+    def __init__(self, space: Space, prob: float, resolution_prob: float) -> None:
         super().__init__(prob=1.0)
         self.space, self.arch_prob, self.resolution_prob = space, prob, resolution_prob
 
     def _do(self, problem: Problem, X: np.ndarray, *args: Any, random_state: Any = None,
             **kwargs: Any) -> np.ndarray:  # fmt: skip
-        batch = ConfigBatch.from_choice_indices(np.rint(X).astype(np.int64), self.space)
-        out = mutate_batch(batch, self.space, random_state, prob=self.arch_prob,
-                           resolution_prob=self.resolution_prob)  # fmt: skip
-        return out.to_choice_indices(self.space)
+        batch = self.space.from_choice_indices(np.rint(X).astype(np.int64))
+        out = self.space.mutate_batch(batch, random_state, prob=self.arch_prob,
+                                      resolution_prob=self.resolution_prob)  # fmt: skip
+        return self.space.to_choice_indices(out)
 
 
 def nsga2_search(
-    space: SearchSpace,
+    space: Space,
     score_fn: ObjectiveFn,
     costs: Mapping[str, ObjectiveFn],
     constraints: Sequence[Constraint] = (),
@@ -159,7 +158,7 @@ def nsga2_search(
         seed: seed of pymoo's ``np.random.Generator``: same seed, same front.
         progress: ``progress(generation, generations, "front <size>")`` after each generation.
 
-    Shapes: every objective maps a :class:`ConfigBatch` of N rows to ``[N]``; the result's
+    Shapes: every objective maps the space's batch of N rows to ``[N]``; the result's
     ``objectives`` is ``[M, 1 + len(costs)]``.
 
     Raises:
@@ -202,7 +201,7 @@ def nsga2_search(
     objectives = np.column_stack([-f[:, 0], f[:, 1:]])
     order = np.argsort(-objectives[:, 0], kind="stable")
     return ParetoFront(
-        configs=ConfigBatch.from_choice_indices(np.rint(x[order]).astype(np.int64), space),
+        configs=space.from_choice_indices(np.rint(x[order]).astype(np.int64)),
         objectives=objectives[order],
         objective_names=("score", *costs),
         candidates_scored=problem.evaluated,

@@ -22,13 +22,13 @@ from supernet.search.constraints import (
     no_feasible_subnet,
 )
 from supernet.search.result import ProgressFn, SearchResult, score_batch
-from supernet.space import ConfigBatch, SearchSpace, sample_batch
+from supernet.space.family import ConfigRows, Space
 
 __all__ = ["random_search"]
 
 
 def random_search(
-    space: SearchSpace,
+    space: Space,
     score_fn: ObjectiveFn,
     constraints: Sequence[Constraint] = (),
     n: int = 1000,
@@ -55,7 +55,8 @@ def random_search(
         max_tries: draws per wanted subnet before giving up.
         progress: ``progress(scored, n, "best <score>")`` after each scored batch.
 
-    Shapes: ``score_fn`` and each constraint map a :class:`ConfigBatch` of N rows to ``[N]``.
+    Shapes: ``score_fn`` and each constraint map the space's batch of N rows
+    (:class:`~supernet.space.family.ConfigRows`) to ``[N]``.
 
     Raises:
         ConfigError: when ``n``, ``batch_size`` or ``max_tries`` is < 1.
@@ -70,13 +71,13 @@ def random_search(
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     constraints = list(constraints)
-    found: list[ConfigBatch] = []
+    found: list[ConfigRows] = []
     seen: list[dict[str, np.ndarray]] = []
     n_found = drawn = 0
     rate, budget = 1.0, max_tries * n
     while n_found < n and drawn < budget:  # draw until n feasible subnets (bounded)
         wanted = math.ceil(1.2 * (n - n_found) / rate)
-        batch = sample_batch(space, min(budget - drawn, max(batch_size, wanted)), rng)
+        batch = space.sample_batch(min(budget - drawn, max(batch_size, wanted)), rng)
         drawn += len(batch)
         values = constraint_values(constraints, batch)
         ok = feasible_mask(constraints, batch, values)
@@ -87,7 +88,7 @@ def random_search(
     if n_found == 0:
         merged = {c.name: np.concatenate([v[c.name] for v in seen]) for c in constraints}
         raise no_feasible_subnet(constraints, space, merged)
-    feasible = ConfigBatch.concat(found)
+    feasible = space.concat(found)
     kept_scores: list[np.ndarray] = []
     history: list[float] = []
     for lo in range(0, len(feasible), batch_size):  # score batch_size at a time
@@ -98,7 +99,7 @@ def random_search(
             progress(lo + len(scores), n, f"best {history[-1]:.4g}")
     kept = [feasible]
     scored = len(feasible)
-    population, scores = ConfigBatch.concat(kept), np.concatenate(kept_scores)
+    population, scores = space.concat(kept), np.concatenate(kept_scores)
     order = np.argsort(-scores, kind="stable")
     population, scores = population[order], scores[order]
     costs = constraint_values(constraints, population[:1])

@@ -3,6 +3,7 @@
 from supernet.space.batch import ConfigBatch
 from supernet.space.config import ArchConfig, describe
 from supernet.space.encoding import ENCODING_VERSION, encode, encode_batch, encoding_size
+from supernet.space.family import ConfigList, Space
 from supernet.space.operators import crossover_batch, mutate_batch, sample_batch
 from supernet.space.presets import (
     MBV3_TINY_NOTES,
@@ -25,7 +26,9 @@ __all__ = [
     "TINYNAS_WIDTHS",
     "ArchConfig",
     "ConfigBatch",
+    "ConfigList",
     "SearchSpace",
+    "Space",
     "StageSpec",
     "crossover_batch",
     "describe",

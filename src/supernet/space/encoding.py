@@ -15,7 +15,7 @@ from supernet.space.batch import ConfigBatch, choice_index
 from supernet.space.config import ArchConfig
 from supernet.space.space import SearchSpace
 
-__all__ = ["ENCODING_VERSION", "encode", "encode_batch", "encoding_size"]
+__all__ = ["ENCODING_VERSION", "encode", "encode_batch", "encoding_size", "summary_map"]
 
 ENCODING_VERSION = 1
 
@@ -78,3 +78,30 @@ def encode_batch(batch: ConfigBatch, space: SearchSpace) -> np.ndarray:
     flat[(base + n_k + e_idx)[active]] = 1.0
     flat[np.arange(n) * out.shape[1] + n_slots * per_block + r_idx] = 1.0
     return out
+
+
+def summary_map(space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
+    """The linear map from the encoding to the summary features: ``s(x) = x @ matrix + offset``.
+
+    Columns: the depth of each stage (its active slots, read from the slots' one-hot kernel size),
+    then the resolution (the one-hot's value), each scaled so the space's smallest choice is 0 and
+    its largest 1 (a space with one choice gives 0).
+
+    Shapes: ``matrix`` float32 [F, S + 1] with ``F = encoding_size(space)`` and ``S`` stages;
+    ``offset`` float32 [S + 1].
+    """
+    n_k, n_e = len(space.kernel_sizes), len(space.expand_ratios)
+    per_block = n_k + n_e
+    matrix = np.zeros((encoding_size(space), space.num_stages + 1), dtype=np.float32)
+    offset = np.zeros(space.num_stages + 1, dtype=np.float32)
+    low, span = min(space.depths), max(max(space.depths) - min(space.depths), 1)
+    slot = 0
+    for stage, max_depth in enumerate(space.stage_max_depths):
+        for j in range(slot, slot + max_depth):
+            matrix[j * per_block : j * per_block + n_k, stage] = 1.0 / span
+        offset[stage] = -low / span
+        slot += max_depth
+    res = np.asarray(space.resolutions, dtype=np.float64)
+    span = max(float(res.max() - res.min()), 1.0)
+    matrix[slot * per_block :, -1] = (res - res.min()) / span
+    return matrix, offset

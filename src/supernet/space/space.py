@@ -9,12 +9,17 @@ kernel size, depth, width) and Sec. 3.4 / App. (evolutionary search: mutate, cro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from supernet.errors import ConfigError
 from supernet.space.config import ArchConfig
+
+if TYPE_CHECKING:
+    from supernet.space.batch import ConfigBatch
 
 __all__ = ["ACTIVATIONS", "SearchSpace", "StageSpec", "make_divisible"]
 
@@ -277,5 +282,106 @@ class SearchSpace:
         return encode(configs, self)
 
     def validate(self, config: ArchConfig) -> ArchConfig:
-        """Same as ``config.validate(self)``."""
+        """Same as ``config.validate(self)``.
+
+        Raises:
+            ConfigError: ``config`` is not valid in this space, or is another family's config
+                (names both families).
+        """
+        self._check_family(config)
         return config.validate(self)
+
+    def _check_family(self, config: object) -> None:
+        if not isinstance(config, ArchConfig):
+            other = getattr(config, "family", type(config).__name__)
+            raise ConfigError(
+                f"a {other!r} config was given to the {self.family!r} space {self.name!r}"
+            )
+
+    # --- the family protocol (supernet.space.family.Space) -------------------------------------
+    @property
+    def family(self) -> str:
+        """``"ofa-mbv3"``: the MobileNetV3-like CNN family."""
+        return "ofa-mbv3"
+
+    @property
+    def encoding_version(self) -> int:
+        """:data:`supernet.space.ENCODING_VERSION`."""
+        from supernet.space.encoding import ENCODING_VERSION
+
+        return ENCODING_VERSION
+
+    def describe(self, config: ArchConfig) -> str:
+        """:func:`supernet.space.describe` of ``config``."""
+        from supernet.space.config import describe
+
+        return describe(config)
+
+    def summary_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each stage's depth and the resolution from the encoding (:mod:`~.encoding`)."""
+        from supernet.space.encoding import summary_map
+
+        return summary_map(self)
+
+    def batch(self, configs: Sequence[ArchConfig]) -> ConfigBatch:
+        """``ConfigBatch.from_configs(configs, self)`` (validated).
+
+        Raises:
+            ConfigError: a config is not valid in this space or of another family.
+        """
+        from supernet.space.batch import ConfigBatch
+
+        configs = list(configs)
+        for config in configs:
+            self._check_family(config)
+        return ConfigBatch.from_configs(configs, self)
+
+    def concat(self, batches: Sequence[ConfigBatch]) -> ConfigBatch:
+        """``ConfigBatch.concat(batches)``."""
+        from supernet.space.batch import ConfigBatch
+
+        return ConfigBatch.concat(batches)
+
+    def sample_batch(self, n: int, rng: np.random.Generator) -> ConfigBatch:
+        """:func:`supernet.space.sample_batch` (vectorized)."""
+        from supernet.space.operators import sample_batch
+
+        return sample_batch(self, n, rng)
+
+    def mutate_batch(
+        self,
+        batch: ConfigBatch,
+        rng: np.random.Generator,
+        *,
+        prob: float = 0.1,
+        resolution_prob: float = 0.5,
+    ) -> ConfigBatch:
+        """:func:`supernet.space.mutate_batch` (vectorized)."""
+        from supernet.space.operators import mutate_batch
+
+        return mutate_batch(batch, self, rng, prob=prob, resolution_prob=resolution_prob)
+
+    def crossover_batch(
+        self, a: ConfigBatch, b: ConfigBatch, rng: np.random.Generator
+    ) -> ConfigBatch:
+        """:func:`supernet.space.crossover_batch` (vectorized)."""
+        from supernet.space.operators import crossover_batch
+
+        return crossover_batch(a, b, rng)
+
+    def choice_counts(self) -> np.ndarray:
+        """Choices per gene of :meth:`ConfigBatch.to_choice_indices`: ``[1 + 2B + S]`` int64."""
+        b, s = self.num_blocks, self.num_stages
+        counts = [len(self.resolutions)] + [len(self.kernel_sizes)] * b
+        counts += [len(self.expand_ratios)] * b + [len(self.depths)] * s
+        return np.asarray(counts, dtype=np.int64)
+
+    def to_choice_indices(self, batch: ConfigBatch) -> np.ndarray:
+        """``batch.to_choice_indices(self)``: ``[N, 1 + 2B + S]`` int64."""
+        return batch.to_choice_indices(self)
+
+    def from_choice_indices(self, indices: np.ndarray) -> ConfigBatch:
+        """``ConfigBatch.from_choice_indices(indices, self)``."""
+        from supernet.space.batch import ConfigBatch
+
+        return ConfigBatch.from_choice_indices(indices, self)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from supernet.errors import ConfigError
-from supernet.space.transformer_config import FAMILY, TransformerConfig
+from supernet.space.family import GeneCoding, PerConfigBatching
+from supernet.space.transformer_config import FAMILY, TransformerConfig, describe_transformer
 
 __all__ = [
     "HAT_FEATURES",
@@ -53,8 +54,11 @@ _CHOICES = (
 
 
 @dataclass(frozen=True)
-class TransformerSpace:
+class TransformerSpace(PerConfigBatching, GeneCoding):
     """Choices per elastic dimension of an encoder–decoder SuperTransformer.
+
+    Satisfies the family protocol (:class:`supernet.space.family.Space`): batches are
+    :class:`~supernet.space.family.ConfigList`, the genes are HAT's (:meth:`genes`).
 
     Attributes:
         name: the space's name, e.g. ``"hat-tiny"``.
@@ -250,6 +254,30 @@ class TransformerSpace:
         rows = np.array([_features(c) for c in configs], dtype=np.float64).reshape(-1, 10)
         norm = np.array(_features(self.largest()), dtype=np.float64)
         return (rows / norm).astype(np.float32)
+
+    # --- the family protocol (supernet.space.family.Space) -------------------------------------
+    encoding_version = 1
+    """Version of :meth:`encode`'s layout (HAT's 10 normalized features)."""
+
+    def describe(self, config: TransformerConfig) -> str:
+        """:func:`~supernet.space.transformer_config.describe_transformer` of ``config``."""
+        return describe_transformer(config)
+
+    def summary_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """No summary features: HAT's features are already numbers. Shapes: ``[10, 0]``, ``[0]``."""
+        return np.zeros((len(HAT_FEATURES), 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
+
+    def genes(self) -> list[tuple[int, ...]]:
+        """The choices of every gene, in HAT's gene order (for NSGA-II's integer coding)."""
+        return [choices for _, _, choices in self._genes()]
+
+    def to_genes(self, config: TransformerConfig) -> list[int]:
+        """``config``'s value of every gene (:meth:`genes`' order)."""
+        return self._to_genes(config)
+
+    def from_genes(self, values: list[int]) -> TransformerConfig:
+        """The config with these gene values (:meth:`genes`' order)."""
+        return self._from_genes(values)
 
     def validate(self, config: TransformerConfig) -> TransformerConfig:
         """Check every value of ``config`` against this space; return it so calls chain.
