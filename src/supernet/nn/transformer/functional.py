@@ -127,6 +127,33 @@ class EncoderDecoder(Protocol):
     ) -> torch.Tensor: ...
 
 
+class Seq2SeqMethods:
+    """``forward`` and ``greedy_decode`` of an encoder-decoder built from its ``encode``,
+    ``decode`` and ``decode_step`` (:class:`EncoderDecoder`); mixed into the SuperTransformer and
+    the SubTransformer before ``nn.Module``."""
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, T, vocab]`` of the target prefix ``tgt_in [B, T]`` given ``src [B, S]``."""
+        model: EncoderDecoder = self  # type: ignore[assignment]
+        encoder_outs, src_pad = model.encode(src)
+        return model.decode(tgt_in, encoder_outs, src_pad)
+
+    def greedy_decode(
+        self,
+        src: torch.Tensor,
+        *,
+        bos_id: int,
+        eos_id: int,
+        max_len: int,
+        incremental: bool = True,
+    ) -> torch.Tensor:
+        """Greedy translation ``[B, L]`` (see :func:`greedy_decode`)."""
+        return greedy_decode(
+            self,  # type: ignore[arg-type]
+            src, bos_id=bos_id, eos_id=eos_id, max_len=max_len, incremental=incremental,
+        )  # fmt: skip
+
+
 @torch.no_grad()
 def greedy_decode(
     model: EncoderDecoder,

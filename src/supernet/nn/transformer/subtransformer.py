@@ -22,8 +22,8 @@ from torch import nn
 from supernet.nn.transformer.elastic import Attention
 from supernet.nn.transformer.functional import (
     KVCache,
+    Seq2SeqMethods,
     causal_mask,
-    greedy_decode,
     sinusoidal_positions,
 )
 
@@ -122,7 +122,7 @@ class DecoderLayer(nn.Module):
         return self.ffn_norm(x + F.dropout(h, p, train))
 
 
-class SubTransformer(nn.Module):
+class SubTransformer(Seq2SeqMethods, nn.Module):
     """A plain encoder–decoder Transformer (one SubTransformer of a HAT space).
 
     Built empty by :meth:`SuperTransformer.get_subnet`, which fills in the layers; ``embed`` is
@@ -200,21 +200,3 @@ class SubTransformer(nn.Module):
         for layer, cache in zip(self.decoder_layers, caches, strict=True):
             x = layer(x, None, encoder_outs, src_pad, cache)
         return F.linear(x[:, -1], self.embed.weight[:, : self.decoder_dim])
-
-    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        encoder_outs, src_pad = self.encode(src)
-        return self.decode(tgt_in, encoder_outs, src_pad)
-
-    def greedy_decode(
-        self,
-        src: torch.Tensor,
-        *,
-        bos_id: int,
-        eos_id: int,
-        max_len: int,
-        incremental: bool = True,
-    ) -> torch.Tensor:
-        """Greedy translation ``[B, L]`` (see :func:`~.functional.greedy_decode`)."""
-        return greedy_decode(
-            self, src, bos_id=bos_id, eos_id=eos_id, max_len=max_len, incremental=incremental
-        )

@@ -25,8 +25,8 @@ from torch import nn
 from supernet.nn.transformer.elastic import ElasticAttention, ElasticLayerNorm, ElasticLinear
 from supernet.nn.transformer.functional import (
     KVCache,
+    Seq2SeqMethods,
     causal_mask,
-    greedy_decode,
     sinusoidal_positions,
 )
 from supernet.nn.transformer.subtransformer import (
@@ -132,7 +132,7 @@ class SuperDecoderLayer(nn.Module):
         return layer
 
 
-class SuperTransformer(nn.Module):
+class SuperTransformer(Seq2SeqMethods, nn.Module):
     """HAT's SuperTransformer over ``space``, with a joint vocabulary of ``vocab_size`` tokens.
 
     The active SubTransformer starts as ``space.largest()``.
@@ -228,24 +228,6 @@ class SuperTransformer(nn.Module):
         for i, (layer, cache) in enumerate(zip(layers, caches, strict=True)):
             x = layer(x, None, encoder_outs, src_pad, self._decoder_choice(i), p, cache)
         return F.linear(x[:, -1], self.embed.weight[:, :dim])
-
-    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        encoder_outs, src_pad = self.encode(src)
-        return self.decode(tgt_in, encoder_outs, src_pad)
-
-    def greedy_decode(
-        self,
-        src: torch.Tensor,
-        *,
-        bos_id: int,
-        eos_id: int,
-        max_len: int,
-        incremental: bool = True,
-    ) -> torch.Tensor:
-        """Greedy translation ``[B, L]`` by the active SubTransformer."""
-        return greedy_decode(
-            self, src, bos_id=bos_id, eos_id=eos_id, max_len=max_len, incremental=incremental
-        )
 
     @torch.no_grad()
     def get_subnet(self, config: TransformerConfig | None = None) -> SubTransformer:
