@@ -178,9 +178,11 @@ def _write(run_dir: Path, rows: list[AblationRow], labels: list[str]) -> None:
         xs = [j + (i - 1) * width for j in range(len(labels))]
         ax.bar(xs, [acc[(arm, label)] for label in labels], width, label=arm)
     ax.set_xticks(range(len(labels)), labels)
+    values = list(acc.values())
+    ax.set_ylim(max(0.0, min(values) - 5.0), min(100.0, max(values) + 3.0))  # the gaps show
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Progressive shrinking vs. alternatives (OFA Fig. 4)")
-    ax.legend()
+    ax.legend(loc="upper center", ncols=len(ARMS), fontsize=8)
     fig.tight_layout()
     tmp = run_dir / "ablate_ps.png.tmp"
     fig.savefig(tmp, format="png", dpi=120)
