@@ -300,6 +300,6 @@ def _finetune(
                 loss.backward()
                 optimizer.step()
                 if p is not None:
-                    p.update(step + 1, steps, f"loss {float(loss):.3f}")
+                    p.update(step + 1, steps, f"loss {loss.item():.3f}")
     finally:
         model.eval()
