@@ -113,17 +113,15 @@ def run_scaled_ablation(
     """
     if n_random < 0:
         raise ConfigError(f"n_random = {n_random} must be >= 0")
-    if per_dim is not None and per_dim < 1:
-        raise ConfigError(f"per_dim = {per_dim} must be >= 1 (or None for every choice)")
     run_dir = Path(run_dir)
     splits = load_dataset(config.dataset)
     space, _ = build_supernet(config, splits)
+    baselines = scaled_baselines(space, per_dim)  # checks per_dim before any training
     table.check_space(space)
     calib = calibration_loader(splits.train, config.bn_calib_images, config.eval_batch_size, 0)
     test = BatchLoader(splits.test, config.eval_batch_size, shuffle=False, augment=False,
                        limit=test_limit)  # fmt: skip
     n_train = len(splits.train)
-    baselines = scaled_baselines(space, per_dim)
     scored: dict[str, ScaledPoint] = {}
     for label, arch in baselines[1:] + baselines[:1]:
         cfg = scratch_config(config, arch)
