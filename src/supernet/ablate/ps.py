@@ -183,8 +183,16 @@ def _write(run_dir: Path, rows: list[AblationRow], labels: list[str]) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Progressive shrinking vs. alternatives (OFA Fig. 4)")
     ax.legend(loc="upper center", ncols=len(ARMS), fontsize=8)
+    save_png(fig, run_dir / "ablate_ps.png")
+
+
+def save_png(fig, path: Path) -> None:
+    """Lay out ``fig``, write it to ``path`` as PNG (120 dpi) through a temporary file renamed
+    into place, and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    tmp = run_dir / "ablate_ps.png.tmp"
+    tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
-    tmp.replace(run_dir / "ablate_ps.png")
+    tmp.replace(path)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from supernet.ablate.ps import _images, scratch_config
+from supernet.ablate.ps import _images, save_png, scratch_config
 from supernet.checkpoint import write_text_atomic
 from supernet.cost.lut import LatencyTable
 from supernet.data import BatchLoader, load_dataset
@@ -212,8 +212,4 @@ def _plot(run_dir: Path, points: list[ScaledPoint]) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("PS subnets vs. scaled baselines (OFA Fig. 9)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = run_dir / "ablate_scaled.png.tmp"
-    fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    tmp.replace(run_dir / "ablate_scaled.png")
+    save_png(fig, run_dir / "ablate_scaled.png")
