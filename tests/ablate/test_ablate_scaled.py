@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,11 +15,21 @@ from supernet.ablate import (
     run_scaled_ablation,
     scaled_baselines,
 )
-from supernet.cost import load_latency_table
+from supernet.cost.device import DeviceSpec
+from supernet.cost.lut import LatencyTable
+from supernet.cost.lut_build import block_modules
 from supernet.errors import ConfigError
+from supernet.nn import OFAMobileNetV3
 from supernet.space import ArchConfig, get_space
 
-LUT = Path(__file__).resolve().parents[2] / "luts" / "mbv3-tiny-cpu-ort-1t.json"
+
+def synthetic_table(space_name: str = "mbv3-tiny") -> LatencyTable:
+    """A table with made-up, distinct block latencies (ms): the ablation only compares them, and a
+    measured one would depend on this machine (and a fresh clone has none)."""
+    space = get_space(space_name)
+    keys = sorted(block_modules(OFAMobileNetV3(space), 1))
+    entries = {k: (0.01 * (i + 1), 0.0) for i, k in enumerate(keys)}
+    return LatencyTable(space=space, device=DeviceSpec("synthetic", "torch", 1), entries=entries)
 
 
 def test_each_baseline_scales_one_dimension_of_the_largest():
@@ -63,7 +72,7 @@ def test_best_within_and_the_front_use_supernet_points_only():
 
 def test_a_negative_random_count_is_refused(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="n_random = -1"):
-        run_scaled_ablation(tiny_config(), tmp_path, load_latency_table(LUT), n_random=-1)
+        run_scaled_ablation(tiny_config(), tmp_path, synthetic_table(), n_random=-1)
 
 
 @pytest.mark.slow  # three tiny trainings
@@ -72,7 +81,7 @@ def test_scaled_ablation_writes_the_table_and_resumes(tiny_config, tmp_path, mon
     space = get_space(cfg.space)
     two = scaled_baselines(space)[:1] + scaled_baselines(space)[-1:]  # largest, smallest r
     monkeypatch.setattr(scaled_module, "scaled_baselines", lambda s, per_dim: two)
-    table = load_latency_table(LUT)
+    table = synthetic_table()
     points = run_scaled_ablation(cfg, tmp_path, table, n_random=2, test_limit=16)
     assert [(p.source, p.label) for p in points] == [
         ("scratch", "largest"), ("scratch", two[1][0]), ("supernet", "largest"),
