@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supernet.compress.coding import (
+    huffman_coded_bytes,
     huffman_decode,
     huffman_encode,
     relative_index,
@@ -22,6 +23,14 @@ def test_huffman_round_trip_on_random_streams(symbols):
     data, table = huffman_encode(np.array(symbols, dtype=np.int64))
     out = huffman_decode(data, table, len(symbols))
     assert out.tolist() == symbols
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=600))
+def test_coded_bytes_from_counts_equal_the_real_stream(symbols):
+    data, _ = huffman_encode(np.array(symbols, dtype=np.int64))
+    counts = dict(zip(*np.unique(symbols, return_counts=True), strict=True)) if symbols else {}
+    assert huffman_coded_bytes(counts) == len(data)
 
 
 def test_huffman_codes_a_skewed_stream_below_its_fixed_width():

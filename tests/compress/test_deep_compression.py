@@ -11,7 +11,9 @@ from torch.nn.utils import parametrize
 from supernet.compress.context import _finetune, rebuild_subnet
 from supernet.compress.dcfile import load_dc, save_dc
 from supernet.compress.deep_compression import (
+    choose_quality,
     compressible_layers,
+    fp32_state_dict_bytes,
     magnitude_prune,
     parse_ratio,
     share_weights,
@@ -48,6 +50,31 @@ def test_kmeans_shares_exactly_k_values_per_layer_and_keeps_pruned_zeros():
         assert torch.equal(w[mask == 0], torch.zeros_like(w[mask == 0]))
         kept = w[mask.bool()]
         assert len(torch.unique(kept)) == min(8, int(mask.sum()))
+
+
+def test_a_coded_budget_prunes_less_and_the_real_file_meets_it(tmp_path):
+    """Counting Huffman's gain keeps more weights for the same ratio, and the estimate holds:
+    the subnet.dc written right after pruning and sharing is within 1% of the budget."""
+    model, arch = _subnet()
+    fp32 = fp32_state_dict_bytes(model)
+    kept = {}
+    for stage in ("quantized", "coded"):
+        trial = rebuild_subnet(REBUILD, arch)
+        trial.load_state_dict(model.state_dict())
+        quality, est = choose_quality(trial, 6.0, 5, fp32, stage=stage)
+        magnitude_prune(trial, quality)
+        layers = compressible_layers(trial)
+        kept[stage] = sum(int(layer.module.weight_mask.sum()) for layer in layers)
+        share_weights(trial, bits=5)
+        info = save_dc(tmp_path / f"{stage}.dc", trial, arch=arch, rebuild=REBUILD)
+        if stage == "coded":
+            assert info["file_bytes"] <= fp32 / 6.0 * 1.01
+            assert est["coded"] == pytest.approx(info["file_bytes"], rel=0.03)
+        else:
+            assert est["quantized"] <= fp32 / 6.0 < info["file_bytes"] * 6.0
+    assert kept["coded"] > 1.2 * kept["quantized"]
+    with pytest.raises(ConfigError, match="stage = 'huffman'"):
+        choose_quality(model, 6.0, 5, fp32, stage="huffman")
 
 
 def test_linear_initialisation_spans_min_to_max():

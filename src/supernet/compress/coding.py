@@ -25,6 +25,7 @@ from supernet.errors import ConfigError
 
 __all__ = [
     "EOF_SYMBOL",
+    "huffman_coded_bytes",
     "huffman_decode",
     "huffman_encode",
     "relative_index",
@@ -109,6 +110,25 @@ def huffman_encode(symbols: np.ndarray) -> tuple[bytes, dict[str, list[int]]]:
         "bits": [int(table[s][0]) for s in names],
         "codes": [int(table[s][1]) for s in names],
     }
+
+
+def huffman_coded_bytes(counts: dict[int, int]) -> int:
+    """Bytes :func:`huffman_encode` writes for a stream with these symbol counts, without coding
+    it: the code table's lengths (dahuffman's, built with the end-of-stream symbol) times the
+    counts, rounded up to whole bytes (dahuffman writes of the end-of-stream code only what fills
+    the last byte).
+
+    Raises:
+        ValueError: a negative count.
+    """
+    counts = {int(s): int(c) for s, c in counts.items() if c}
+    if any(c < 0 for c in counts.values()):
+        raise ValueError(f"symbol counts must be >= 0, got {counts}")
+    if not counts:
+        return 0
+    table = _dahuffman().HuffmanCodec.from_frequencies(counts, eof=EOF_SYMBOL).get_code_table()
+    bits = sum(c * table[s][0] for s, c in counts.items())
+    return (bits + 7) // 8
 
 
 def huffman_decode(data: bytes, table: dict[str, list[int]], count: int) -> np.ndarray:
