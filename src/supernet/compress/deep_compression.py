@@ -239,7 +239,8 @@ def choose_quality(
 ) -> tuple[float, dict[str, int]]:
     """The smallest quality parameter ``q`` whose estimated size at ``stage`` (see
     :func:`stage_sizes`; ``"coded"``: after Huffman coding, ``"quantized"``: after weight sharing,
-    before Huffman) is ``fp32_bytes / ratio`` or less; bisection on ``q``.
+    before Huffman) is ``fp32_bytes / ratio`` or less (``"coded"``: :data:`CODED_MARGIN` less);
+    bisection on ``q``.
 
     Counting Huffman's gain prunes fewer weights for the same budget: the paper's ratios are
     those of the coded file (arXiv 1510.00149, Table 1). For ``"coded"`` the bisection runs
