@@ -52,9 +52,7 @@ class LatencyModel:
     resolution: int
 
     @classmethod
-    def from_table(
-        cls, table: LatencyTable, space: SearchSpace, resolution: int
-    ) -> LatencyModel:
+    def from_table(cls, table: LatencyTable, space: SearchSpace, resolution: int) -> LatencyModel:
         """Read the entries ``space`` needs at ``resolution`` from ``table``.
 
         Raises:
@@ -72,8 +70,10 @@ class LatencyModel:
 
         def entry(key: str) -> float:
             if key not in table.entries:
-                raise LatencyTableError(f"latency table for space {space.name!r} "
-                                        f"({table.runtime}) has no entry {key!r}; rebuild it")  # fmt: skip
+                raise LatencyTableError(
+                    f"latency table for space {space.name!r} ({table.runtime}) has no entry "
+                    f"{key!r}; rebuild it"
+                )
             return table.entries[key][0]
 
         op_ms = torch.full((space.num_blocks, len(ops)), math.nan, dtype=torch.float64)

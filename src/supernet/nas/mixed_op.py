@@ -182,4 +182,3 @@ class MixedOp(nn.Module):
 
     def extra_repr(self) -> str:
         return f"ops=[{', '.join(op_name(o) for o in self.ops)}]"
-

@@ -180,7 +180,9 @@ def ops_to_config(
             depth, or a config not valid in ``space``.
     """
     if len(ops) != space.num_blocks:
-        raise ConfigError(f"{len(ops)} ops given; space {space.name!r} has {space.num_blocks} slots")
+        raise ConfigError(
+            f"{len(ops)} ops given; space {space.name!r} has {space.num_blocks} block slots"
+        )
     kernels, expands, depths, start = [], [], [], 0
     for s, stage in enumerate(space.stages):
         kept = [op for op in ops[start : start + stage.max_depth] if op is not SKIP]
