@@ -53,6 +53,8 @@ class _Reporter:
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.what = f"{phase} {epoch + 1}/{epochs}"
+        if phase == "retrain":  # E[LAT] belongs to the search
+            self.lat = "-"
         self.task = self.progress.add_task(self.what, total=steps, completed=start,
                                            loss=float("nan"), lat=self.lat)  # fmt: skip
         if start:
@@ -71,11 +73,12 @@ class _Reporter:
             self.console.print(
                 f"{row['phase']:>8} epoch {row['epoch']}: loss {row['train_loss']:.3f}, "
                 f"E[lat] {row['expected_latency_ms']:.3f} ms, argmax path "
-                f"{row['argmax_latency_ms']:.3f} ms, val acc {row['val_acc_argmax']:.2f}%"
+                f"{row['argmax_latency_ms']:.3f} ms, val acc {row['val_acc_argmax']:.2f}%",
+                markup=False,
             )
         else:
             self.console.print(f" retrain epoch {row['epoch']}: loss {row['train_loss']:.3f}, "
-                               f"val acc {row['val_acc']:.2f}%")  # fmt: skip
+                               f"val acc {row['val_acc']:.2f}%", markup=False)  # fmt: skip
 
 
 @friendly(on_interrupt="interrupted; continue with --resume")

@@ -44,12 +44,14 @@ def plot_alpha_history(
                                       gridspec_kw={"width_ratios": [2, 1]})  # fmt: skip
     left.imshow(h.argmax(2).T, aspect="auto", cmap=cmap, vmin=-0.5, vmax=n_ops - 0.5,
                 interpolation="nearest")  # fmt: skip
+    left.set_yticks(range(slots))
+    left.tick_params(axis="y", labelsize=7)
     left.set_xlabel("α step (0: end of warm-up)")
     left.set_ylabel("block slot")
     left.set_title("most likely op per block")
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(n_ops)]
     left.legend(handles, names, ncols=min(n_ops, 5), fontsize=7, loc="upper center",
-                bbox_to_anchor=(0.5, -0.12 - 2.0 / (slots + 8)))  # fmt: skip
+                bbox_to_anchor=(0.5, -0.08 - 1.5 / (slots + 8)))  # fmt: skip
     final = h[-1]
     im = right.imshow(final, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(final.max(), 1e-6))
     chosen = final.argmax(1)
