@@ -33,7 +33,8 @@ from supernet.nas.config import ProxylessConfig
 from supernet.nas.latency import LatencyModel, latency_loss
 from supernet.nas.network import ProxylessSupernet
 from supernet.space import ArchConfig, get_space
-from supernet.train.evaluate import accuracy
+from supernet.train.bn import recalibrate_bn
+from supernet.train.evaluate import accuracy, calibration_loader
 from supernet.train.schedule import lr_at
 
 __all__ = ["SEARCH_CHECKPOINT", "SearchReporter", "SearchResult", "arch_step", "search"]
@@ -169,6 +170,8 @@ def search(
     n_val = min(len(splits.val), config.image_limit or len(splits.val))
     val_eval = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
                            limit=n_val)  # fmt: skip
+    calib = calibration_loader(splits.train, min(1000, loader.num_samples),
+                               config.eval_batch_size, config.seed)  # fmt: skip
     steps, epochs = len(loader), config.warmup_epochs + config.search_epochs
     if steps == 0:
         raise SupernetError(f"no full batch of {config.batch_size} in {loader.num_samples} images")
@@ -246,8 +249,8 @@ def search(
                     raise TrainingInterrupted(f"search stopped after {done} steps; checkpoint "
                                               f"{ckpt}; continue with resume")  # fmt: skip
         net.eval()
-        row = _epoch_row(net, latency, val_eval, resolution, device, epoch, searching, steps,
-                         progress)  # fmt: skip
+        row = _epoch_row(net, latency, (val_eval, calib), resolution, device, epoch, searching,
+                         steps, progress)  # fmt: skip
         metrics.append(row)
         save(epoch + 1, 0, torch_rng_state(data_gen))
         reporter.on_epoch_end(row)
@@ -286,10 +289,15 @@ def _one_hot(net: ProxylessSupernet) -> torch.Tensor:
     return out
 
 
-def _epoch_row(net, latency, val_eval, resolution, device, epoch, searching, steps, progress):
-    """Metrics of one epoch; validation accuracy of the argmax path (its BN as trained)."""
+def _epoch_row(net, latency, loaders, resolution, device, epoch, searching, steps, progress):
+    """Metrics of one epoch; validation accuracy of the argmax path after re-estimating its BN
+    statistics on up to 1,000 training images (as Once-for-All scores a subnet: every
+    candidate's running statistics were gathered behind other paths). Training uses batch
+    statistics, so this changes nothing it computes."""
+    val_eval, calib = loaders
     for m in net.blocks:
         m.active, m.inactive = m.chosen(), None
+    recalibrate_bn(net, (resize(x, resolution).to(device) for x, _ in calib))
     acc, _, _ = accuracy(net, val_eval, resolution, device)
     with torch.no_grad():
         expected = float(latency.expected_ms(net.probs_matrix()))
