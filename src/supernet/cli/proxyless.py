@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from supernet.cli.console import console, friendly
+from supernet.cli.console import TORCH_DEVICE, console, friendly
 from supernet.cli.progress import log_every_seconds
 from supernet.errors import ConfigError
 
@@ -113,6 +113,7 @@ def proxyless(
     latency_loss: Annotated[str, typer.Option(help="add#linear or mul#log.")] = "add#linear",
     latency_lambda: Annotated[float, typer.Option(help="λ of add#linear.")] = 0.1,
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    torch_device: Annotated[str, typer.Option(help=f"{TORCH_DEVICE}.")] = "auto",
     checkpoint_every: Annotated[int | None, typer.Option(min=1, help="Steps.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --run-dir.")] = False,
     export: Annotated[bool, typer.Option(help="Export ONNX/TorchScript.")] = True,
@@ -152,7 +153,7 @@ def proxyless(
         seed=seed, batch_size=batch_size, warmup_epochs=warmup_epochs,
         search_epochs=search_epochs, retrain_epochs=retrain_epochs, image_limit=image_limit,
         arch_lr=arch_lr, arch_update_every=arch_update_every, latency_loss=latency_loss,
-        latency_lambda=latency_lambda, checkpoint_every=checkpoint_every,
+        latency_lambda=latency_lambda, checkpoint_every=checkpoint_every, device=torch_device,
     )  # fmt: skip
     table = load_latency_table(lut, space=get_space(space))
     console.print(f"ProxylessNAS on [bold]{escape(dataset)}[/bold], space {escape(space)}, "

@@ -103,7 +103,7 @@ class MixedOp(nn.Module):
     # --- binarization ---------------------------------------------------------------------------
     def sample_one(self, generator: torch.Generator) -> None:
         """Weight step: one active path drawn from ``softmax(α)``; no inactive path."""
-        probs = self.probs().detach()
+        probs = self.probs().detach().cpu()  # the generator is a CPU one
         self.active = int(torch.multinomial(probs, 1, generator=generator))
         self.inactive, self.gates = None, None
 
@@ -111,9 +111,9 @@ class MixedOp(nn.Module):
         """Architecture step: two paths drawn from ``softmax(α)`` without replacement, the
         active one of them drawn from the softmax over their two α; binary gates ``[1, 0]``
         (active, inactive) that record their gradient."""
-        probs = self.probs().detach()
+        probs = self.probs().detach().cpu()  # the generator is a CPU one
         pair = torch.multinomial(probs, 2, replacement=False, generator=generator).tolist()
-        two = torch.softmax(self.alpha.detach()[pair], dim=0)
+        two = torch.softmax(self.alpha.detach().cpu()[pair], dim=0)
         c = int(torch.multinomial(two, 1, generator=generator))
         self.active, self.inactive = pair[c], pair[1 - c]
         self.gates = None  # made by forward, on the output's device
@@ -126,7 +126,8 @@ class MixedOp(nn.Module):
             return self.probs()
         pair = [self.active, self.inactive]
         two = torch.softmax(self.alpha[pair], dim=0)
-        return torch.zeros(self.num_ops, dtype=two.dtype).index_put((torch.tensor(pair),), two)
+        out = torch.zeros(self.num_ops, dtype=two.dtype, device=two.device)
+        return out.index_put((torch.tensor(pair, device=two.device),), two)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.paths[self.active](x)

@@ -29,8 +29,10 @@ from supernet.data import BatchLoader, DatasetSplits, resize
 from supernet.errors import SupernetError
 from supernet.nas.config import ProxylessConfig
 from supernet.nn import MobileNetV3, OFAMobileNetV3
+from supernet.runtime import detect_runtime
 from supernet.space import ArchConfig, get_space
-from supernet.train.evaluate import accuracy
+from supernet.train.bn import recalibrate_bn
+from supernet.train.evaluate import accuracy, calibration_loader
 from supernet.train.schedule import lr_at
 
 __all__ = ["RETRAIN_CHECKPOINT", "RetrainResult", "build_derived", "retrain"]
@@ -70,7 +72,9 @@ def retrain(
     reporter: Any = None,
 ) -> RetrainResult:
     """Train ``arch`` from scratch for ``config.retrain_epochs``; checkpoint after every epoch
-    to ``run_dir/retrain.pt``; score the test split (capped by ``image_limit``).
+    to ``run_dir/retrain.pt``; score the validation split after every epoch and the test split
+    at the end (capped by ``image_limit``), each after re-estimating the BN statistics on up to
+    2,000 training images.
 
     ``reporter``: an object with the :class:`~supernet.nas.search.SearchReporter` methods.
 
@@ -79,7 +83,7 @@ def retrain(
         SupernetError: a non-finite loss.
     """
     run_dir = Path(run_dir)
-    device = torch.device("cpu" if config.device == "auto" else config.device)
+    device = detect_runtime(config.device, amp=False).device
     resolution = arch.resolution
     model = build_derived(config, arch, splits.num_classes).to(device)
     opt = torch.optim.SGD(
@@ -94,6 +98,8 @@ def retrain(
                          generator=gen, drop_last=True, limit=config.image_limit)  # fmt: skip
     val = BatchLoader(splits.val, config.eval_batch_size, shuffle=False, augment=False,
                       limit=config.image_limit)  # fmt: skip
+    calib = calibration_loader(splits.train, min(2000, config.image_limit or 2000),
+                               config.eval_batch_size, config.seed)  # fmt: skip
     meta = {"kind": "proxyless-retrain", "config": config.to_dict(), "arch": arch.to_dict()}
     ckpt, epoch0, metrics, seconds = run_dir / RETRAIN_CHECKPOINT, 0, [], 0.0
     if resume and ckpt.is_file():
@@ -127,6 +133,7 @@ def retrain(
             loss_sum += float(loss.detach())
             if reporter is not None:
                 reporter.on_step(float(loss.detach()), None)
+        _recalibrate(model, calib, resolution, device)
         val_acc, _, _ = accuracy(model, val, resolution, device)
         seconds += time.perf_counter() - started
         row = {"epoch": epoch + 1, "train_loss": round(loss_sum / steps, 5),
@@ -145,5 +152,15 @@ def retrain(
             reporter.on_epoch_end(row)
     test = BatchLoader(splits.test, config.eval_batch_size, shuffle=False, augment=False,
                        limit=config.image_limit)  # fmt: skip
+    _recalibrate(model, calib, resolution, device)
     acc, _, n = accuracy(model, test, resolution, device)
     return RetrainResult(model.eval(), acc, n, metrics, seconds)
+
+
+def _recalibrate(model: MobileNetV3, calib: BatchLoader, resolution: int, device) -> None:
+    """Re-estimate the BN statistics on training images before scoring: after a few hundred
+    steps at a high LR the running averages lag the weights (a Fashion-MNIST retraining of 60
+    steps scored 30.3% with them, 62.6% re-calibrated on 1,280 images). Training uses batch
+    statistics, so this changes nothing it computes. As :func:`supernet.train.evaluate_subnet`.
+    """
+    recalibrate_bn(model, (resize(x, resolution).to(device) for x, _ in calib))

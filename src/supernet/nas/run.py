@@ -28,6 +28,7 @@ from supernet.nas.network import candidate_ops
 from supernet.nas.plot import plot_alpha_history
 from supernet.nas.retrain import RetrainResult, retrain
 from supernet.nas.search import SEARCH_CHECKPOINT, SearchReporter, SearchResult, search
+from supernet.runtime import detect_runtime
 from supernet.space import describe, get_space
 
 __all__ = ["CONFIG_FILE", "ProxylessRun", "run_proxyless"]
@@ -88,7 +89,7 @@ def run_proxyless(
     Raises:
         LatencyTableError: the table is for another space, or lacks an entry.
         ConfigError: target latency outside the space's fastest/slowest path (both named);
-            resuming with other settings.
+            resuming with other settings; an unknown or absent torch device.
         RunDirError: ``run_dir`` holds another run (without ``resume``), or none (with it).
         DataNotFoundError: the dataset is not installed.
     """
@@ -97,6 +98,7 @@ def run_proxyless(
     space = get_space(config.space, num_classes=splits.num_classes)
     latency = LatencyModel.from_table(table, space, config.search_resolution())
     latency.check_target(config.target_latency_ms)  # before anything is written
+    detect_runtime(config.device, amp=False)  # an unknown or absent device fails here too
     _prepare(run_dir, config, resume)
     found = search(config, splits, latency, run_dir, reporter=reporter,
                    resume=resume and (run_dir / SEARCH_CHECKPOINT).is_file())  # fmt: skip

@@ -32,6 +32,7 @@ from supernet.errors import SupernetError, TrainingInterrupted
 from supernet.nas.config import ProxylessConfig
 from supernet.nas.latency import LatencyModel, latency_loss
 from supernet.nas.network import ProxylessSupernet
+from supernet.runtime import detect_runtime
 from supernet.space import ArchConfig, get_space
 from supernet.train.bn import recalibrate_bn
 from supernet.train.evaluate import accuracy, calibration_loader
@@ -144,7 +145,7 @@ def search(
     latency.check_target(config.target_latency_ms)
     run_dir, reporter = Path(run_dir), reporter or SearchReporter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cpu" if config.device == "auto" else config.device)
+    device = detect_runtime(config.device, amp=False).device
     space = get_space(config.space, num_classes=splits.num_classes)
     resolution = config.search_resolution()
     torch.manual_seed(config.seed)
