@@ -130,8 +130,9 @@ def proxyless(
     scratch and exported. Writes search.csv, arch.json, alpha_history.png, retrain.csv,
     export/ and result.json.
 
-    Example: `supernet proxyless --run-dir runs/pnas --lut luts/mbv3-tiny-cpu-torch.json
-    --target-latency-ms 2.0 --image-limit 4000`
+    Example: `supernet proxyless --run-dir runs/pnas-0.7 --lut luts/mbv3-tiny-cpu-ort-1t.json
+    --target-latency-ms 0.7 --resolution 28 --image-limit 6400 --batch-size 64 --warmup-epochs 1
+    --search-epochs 1 --retrain-epochs 2 --arch-update-every 1 --arch-lr 0.05`
     """
     from supernet.cost import get_device
     from supernet.cost.lut import load_latency_table
