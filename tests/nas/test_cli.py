@@ -66,3 +66,14 @@ def test_the_command_searches_retrains_and_reports(lut, tmp_path):
     assert f"predicted {summary['predicted_latency_ms']:.3f} ms" in _out(result)
     assert "retrain epoch 1" in _out(result)
     assert (run / "alpha_history.png").stat().st_size > 1000
+
+
+def test_a_device_without_a_table_says_how_to_build_one(tmp_path):
+    result = runner.invoke(app, ["proxyless", "--run-dir", str(tmp_path / "run"), "--device",
+                                 "cpu-ort", "--target-latency-ms", "5", *TINY])  # fmt: skip
+    assert result.exit_code == 2
+    expected = (
+        "device 'cpu-ort' names no latency table (`lut`); build one with `supernet "
+        f"latency build --space {SPACE_NAME} --runtime onnxruntime --out PATH`"
+    )
+    assert expected in _out(result)
