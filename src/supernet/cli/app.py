@@ -30,6 +30,7 @@ from supernet.cli.import_ofa import import_ofa
 from supernet.cli.latency import latency_app
 from supernet.cli.predict import predict_app
 from supernet.cli.privacy import defense_cost, dlg, privacy_app
+from supernet.cli.proxyless import proxyless
 from supernet.cli.quantize import quantize
 from supernet.cli.specialize import search, specialize
 from supernet.cli.tinynas import tinynas
@@ -251,6 +252,7 @@ privacy_app.command("cost", cls=SingleValueCommand)(defense_cost)
 app.add_typer(privacy_app, name="privacy")
 app.command(cls=SingleValueCommand)(quantize)
 app.command(cls=SingleValueCommand)(compress)
+app.command(cls=SingleValueCommand)(proxyless)
 
 
 def main() -> None:
