@@ -32,6 +32,7 @@ from supernet.cli.latency_transformer import build_transformer, fit_transformer
 from supernet.cli.predict import predict_app
 from supernet.cli.privacy import defense_cost, dlg, privacy_app
 from supernet.cli.quantize import quantize
+from supernet.cli.search_transformer import search_transformer
 from supernet.cli.specialize import search, specialize
 from supernet.cli.tinynas import tinynas
 from supernet.cli.transfer import transfer
@@ -246,6 +247,7 @@ app.add_typer(predict_app, name="predict")
 app.add_typer(ablate_app, name="ablate")
 app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
+app.command("search-transformer", cls=SingleValueCommand)(search_transformer)
 app.command(cls=SingleValueCommand)(tinynas)
 app.command(cls=SingleValueCommand)(transfer)
 app.command("import-ofa", cls=SingleValueCommand)(import_ofa)
