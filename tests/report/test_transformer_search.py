@@ -208,6 +208,9 @@ def test_specialize_pipeline_writes_result_and_resumes(tmp_path) -> None:
     assert first["train_steps"] == 3 and first["bleu_trained"] is not None
     text = (tmp_path / "out" / "result.md").read_text()
     assert "BLEU signature: `nrefs:1|" in text and "measured latency" in text
+    measured, predicted = first["extremes_measured_ms"], first["extremes_predicted_ms"]
+    ratio = np.sqrt(np.prod(np.divide(measured, predicted)))
+    assert first["speed_ratio"] == pytest.approx(ratio)
     untrained = dataclasses.replace(settings, train_mode="none")
     second = specialize_transformer(tmp_path, corpus, untrained, out_dir=tmp_path / "out")
     assert second["resumed_search"] and second["config"] == first["config"]

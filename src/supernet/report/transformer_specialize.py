@@ -72,6 +72,7 @@ class SpecializeTransformer:
         training: recipe of the fine-tuning / from-scratch training.
         test_sentences: test pairs translated for BLEU (0 = the whole test split).
         max_tokens: padded tokens per batch.
+        max_decode_tokens: longest translation BLEU decodes (capped by the space's positions).
         resume: reuse ``search.json`` when its settings match.
 
     Raises:
@@ -87,6 +88,7 @@ class SpecializeTransformer:
     )
     test_sentences: int = 200
     max_tokens: int = 4096
+    max_decode_tokens: int = 96
     resume: bool = True
 
     def __post_init__(self) -> None:
@@ -169,7 +171,7 @@ def specialize_transformer(
     subnet = model.get_subnet(best).eval()
     test = corpus.splits["test"]
     test = test[: settings.test_sentences] if settings.test_sentences else test
-    max_len = limit
+    max_len = max(1, min(limit, settings.max_decode_tokens))
     inherited = evaluate_bleu(subnet, tokenizer, test, max_len=max_len)
     trained, history = None, None
     if settings.train_mode != "none":
@@ -214,6 +216,9 @@ def specialize_transformer(
         "predicted_latency_ms": float(predicted[0]),
         "extremes_measured_ms": [float(measured[1]), float(measured[2])],
         "extremes_predicted_ms": [float(predicted[1]), float(predicted[2])],
+        # this machine's speed now against the predictor's dataset: measured / predicted of the
+        # smallest and largest SubTransformer (geometric mean), as `supernet search` recalibrates
+        "speed_ratio": float(np.sqrt(np.prod(measured[1:] / predicted[1:]))),
         "bleu_inherited": inherited.score,
         "bleu_trained": None if trained is None else trained.score,
         "bleu_signature": inherited.signature,
@@ -261,6 +266,9 @@ def result_markdown(r: dict[str, Any]) -> str:
         f"| smallest / largest SubTransformer, measured | {r['extremes_measured_ms'][0]:.2f} / "
         f"{r['extremes_measured_ms'][1]:.2f} ms (predicted {r['extremes_predicted_ms'][0]:.2f}"
         f" / {r['extremes_predicted_ms'][1]:.2f}) |",
+        f"| machine speed now vs. the predictor's dataset (measured / predicted, extremes) | "
+        f"{r['speed_ratio']:.2f}x |",
+        f"| measured latency / that ratio | {r['measured_latency_ms'] / r['speed_ratio']:.2f} ms |",
         f"| parameters | {r['params']:,} |",
         f"| MACs (30 + 30 tokens) | {r['macs']:,} |",
         f"| validation loss, inherited weights | {r['valid_loss_inherited']:.4f} |",
