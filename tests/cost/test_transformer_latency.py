@@ -148,3 +148,22 @@ def test_bad_input(tmp_path) -> None:
     torch.save({"x": 1}, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError):
         TransformerLatencyPredictor.load(tmp_path / "bad.pt")
+
+
+def test_groups_bounded_by_memory(monkeypatch) -> None:
+    import supernet.cost.transformer_latency as tl
+
+    model = SuperTransformer(SMALL, vocab_size=20)
+    configs = [SMALL.largest(), SMALL.smallest(), SMALL.largest(), SMALL.smallest()]
+    sizes = 4 * tl.transformer_params(configs, SMALL, vocab_size=20)
+    monkeypatch.setattr(tl, "MAX_GROUP_BYTES", int(sizes[0] + sizes[1]))
+    assert tl._groups(model, configs) == [(0, 2), (2, 4)]
+    monkeypatch.setattr(tl, "MAX_GROUP_BYTES", 1)  # one config per group, never an empty group
+    assert tl._groups(model, configs) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    seen = []
+    timed = tl.measure_transformer_latencies(
+        model, configs, source_tokens=3, target_tokens=2, warmup=0, repeats=1,
+        progress=lambda done, total, what: seen.append((done, total, what)),
+    )  # fmt: skip
+    assert timed["median_ms"].shape == (4,) and (timed["median_ms"] > 0).all()
+    assert [s[0] for s in seen] == [1, 2, 3, 4] and seen[-1][2] == "configs 4-4 of 4"
