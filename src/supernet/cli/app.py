@@ -28,10 +28,12 @@ from supernet.cli.console import friendly as _friendly
 from supernet.cli.cost import cost
 from supernet.cli.import_ofa import import_ofa
 from supernet.cli.latency import latency_app
+from supernet.cli.latency_transformer import build_transformer, fit_transformer
 from supernet.cli.predict import predict_app
 from supernet.cli.privacy import defense_cost, dlg, privacy_app
 from supernet.cli.proxyless import proxyless
 from supernet.cli.quantize import quantize
+from supernet.cli.search_transformer import search_transformer
 from supernet.cli.specialize import search, specialize
 from supernet.cli.tinynas import tinynas
 from supernet.cli.transfer import transfer
@@ -239,11 +241,14 @@ def spaces(
 
 
 app.command(cls=SingleValueCommand)(cost)
+latency_app.command("build-transformer", cls=SingleValueCommand)(build_transformer)
+latency_app.command("fit-transformer", cls=SingleValueCommand)(fit_transformer)
 app.add_typer(latency_app, name="latency")
 app.add_typer(predict_app, name="predict")
 app.add_typer(ablate_app, name="ablate")
 app.command(cls=SingleValueCommand)(search)
 app.command(cls=SingleValueCommand)(specialize)
+app.command("search-transformer", cls=SingleValueCommand)(search_transformer)
 app.command(cls=SingleValueCommand)(tinynas)
 app.command(cls=SingleValueCommand)(transfer)
 app.command("import-ofa", cls=SingleValueCommand)(import_ofa)
