@@ -11,8 +11,6 @@ Reference: ProxylessNAS (Cai, Zhu, Han; ICLR'19; arXiv 1812.00332), Sec. 3-4.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from supernet.nas.retrain import RetrainResult, retrain
 from supernet.nas.search import SEARCH_CHECKPOINT, SearchReporter, SearchResult, search
 from supernet.runtime import detect_runtime
 from supernet.space import describe, get_space
+from supernet.train.rundir import write_csv_atomic
 
 __all__ = ["CONFIG_FILE", "ProxylessRun", "run_proxyless"]
 
@@ -102,7 +101,7 @@ def run_proxyless(
     _prepare(run_dir, config, resume)
     found = search(config, splits, latency, run_dir, reporter=reporter,
                    resume=resume and (run_dir / SEARCH_CHECKPOINT).is_file())  # fmt: skip
-    _write_csv(run_dir / "search.csv", found.metrics)
+    write_csv_atomic(run_dir / "search.csv", found.metrics)
     plot_alpha_history(found.history, candidate_ops(space), run_dir / "alpha_history.png",
                        title=f"ProxylessNAS on {config.dataset}, target "
                        f"{config.target_latency_ms:g} ms")  # fmt: skip
@@ -112,7 +111,7 @@ def run_proxyless(
             "target_latency_ms": config.target_latency_ms}  # fmt: skip
     write_text_atomic(run_dir / "arch.json", json.dumps(arch, indent=1) + "\n")
     trained = retrain(config, found.config, splits, run_dir, resume=resume, reporter=reporter)
-    _write_csv(run_dir / "retrain.csv", trained.metrics)
+    write_csv_atomic(run_dir / "retrain.csv", trained.metrics)
     summary = {
         **arch,
         "test_accuracy": round(trained.test_accuracy, 3),
@@ -138,13 +137,3 @@ def run_proxyless(
         export_subnet(trained.model, found.config, space, export_dir, metadata=meta)
     write_text_atomic(run_dir / "result.json", json.dumps(summary, indent=1) + "\n")
     return ProxylessRun(run_dir, found, trained, export_dir, summary)
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
