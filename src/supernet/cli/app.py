@@ -36,6 +36,7 @@ from supernet.cli.quantize import quantize
 from supernet.cli.search_transformer import search_transformer
 from supernet.cli.specialize import search, specialize
 from supernet.cli.tinynas import tinynas
+from supernet.cli.train_transformer import train_transformer_if_hat
 from supernet.cli.transfer import transfer
 from supernet.errors import ConfigError
 from supernet.space import describe, get_space, list_spaces
@@ -133,6 +134,9 @@ def train(
             "--resume and --force contradict each other: --resume continues the run in "
             "--run-dir, --force deletes it and starts again; give one of them"
         )
+    if train_transformer_if_hat(preset, config, run_dir, overrides, resume=resume, force=force,
+                                nproc=nproc):  # fmt: skip
+        return
     if preset is None and config is None:
         if not (resume and run_dir is not None):
             raise ConfigError(
