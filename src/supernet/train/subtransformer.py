@@ -13,20 +13,19 @@ Reference: HAT (Wang et al., ACL'20, arXiv 2005.14187), Sec. 3.4 and Table 5.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from supernet.data.translation import TranslationBatch, shuffled
+from supernet.data.translation import TranslationBatch
 from supernet.errors import ConfigError
 from supernet.nn.transformer import SubTransformer
 from supernet.train.transformer import (
     SuperTransformerTraining,
     TrainingHistory,
     label_smoothed_loss,
-    learning_rate,
+    run_steps,
 )
 
 __all__ = ["reinitialize", "train_subtransformer"]
@@ -71,35 +70,14 @@ def train_subtransformer(
     Raises:
         ConfigError: no batches.
     """
-    if not batches:
-        raise ConfigError("no training batches")
-    order_gen = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
-    )
-    device = next(model.parameters()).device
-    history = TrainingHistory()
-    model.train()
-    queue: list[TranslationBatch] = []
-    for step in range(config.steps):
-        started = time.perf_counter()
-        if not queue:
-            queue = shuffled(batches, order_gen)
-        batch = queue.pop()
-        lr = learning_rate(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        src, tgt_in, tgt_out = (t.to(device) for t in (batch.src, batch.tgt_in, batch.tgt_out))
+
+    def step_loss(src: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor) -> float:
         loss = label_smoothed_loss(model(src, tgt_in), tgt_out, smoothing=config.label_smoothing)
         loss.backward()
-        if config.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-        optimizer.step()
-        history.loss.append(float(loss.detach()))
-        history.lr.append(lr)
-        history.step_seconds.append(time.perf_counter() - started)
-        if step % 100 == 0:
-            logger.info("SubTransformer step %d loss %.3f lr %.2e", step, history.loss[-1], lr)
+        return float(loss.detach())
+
+    device = next(model.parameters()).device
+    history = run_steps(model, batches, config, step_loss, device, TrainingHistory(),
+                        label="SubTransformer step")  # fmt: skip
     model.eval()
     return history

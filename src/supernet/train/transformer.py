@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from supernet.data.subword import BOS_ID, EOS_ID, PAD_ID, SubwordTokenizer
 from supernet.data.translation import TranslationBatch, shuffled
@@ -131,15 +132,52 @@ def train_supertransformer(
     Raises:
         ConfigError: no batches.
     """
+    rng = np.random.default_rng(config.seed)
+    space = model.space
+
+    def step_loss(src: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor) -> float:
+        sampled = space.sample(rng)
+        subnets = [sampled] + ([space.largest(), space.smallest()] if config.sandwich else [])
+        for sub in subnets:
+            model.set_active(sub)
+            logits = model(src, tgt_in)
+            loss = label_smoothed_loss(logits, tgt_out, smoothing=config.label_smoothing)
+            loss.backward()
+            if sub is sampled:
+                sampled_loss = float(loss.detach())
+        history.configs.append(sampled)
+        return sampled_loss
+
+    history = TrainingHistory()
+    device = model.embed.weight.device  # batches follow the model (chosen once by the caller)
+    return run_steps(model, batches, config, step_loss, device, history, on_step=on_step)
+
+
+def run_steps(
+    model: nn.Module,
+    batches: Sequence[TranslationBatch],
+    config: SuperTransformerTraining,
+    step_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], float],
+    device: torch.device,
+    history: TrainingHistory,
+    *,
+    on_step: Callable[[int, float], None] | None = None,
+    label: str = "step",
+) -> TrainingHistory:
+    """The training loop both the SuperTransformer and an extracted SubTransformer use: Adam
+    (β 0.9/0.98), the warm-up + inverse-sqrt LR of :func:`learning_rate`, batches reshuffled every
+    pass, gradient clipping; ``step_loss(src, tgt_in, tgt_out)`` runs the backward passes of one
+    step and returns its loss (nats/token). Appends loss, LR and seconds per step to ``history``.
+
+    Raises:
+        ConfigError: no batches.
+    """
     if not batches:
         raise ConfigError("no training batches")
-    rng = np.random.default_rng(config.seed)
     order_gen = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
     )
-    space, history = model.space, TrainingHistory()
-    device = model.embed.weight.device  # batches follow the model (chosen once by the caller)
     model.train()
     queue: list[TranslationBatch] = []
     for step in range(config.steps):
@@ -150,28 +188,19 @@ def train_supertransformer(
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        sampled = space.sample(rng)
-        subnets = [sampled] + ([space.largest(), space.smallest()] if config.sandwich else [])
         optimizer.zero_grad(set_to_none=True)
         src, tgt_in, tgt_out = (t.to(device) for t in (batch.src, batch.tgt_in, batch.tgt_out))
-        for sub in subnets:
-            model.set_active(sub)
-            logits = model(src, tgt_in)
-            loss = label_smoothed_loss(logits, tgt_out, smoothing=config.label_smoothing)
-            loss.backward()
-            if sub is sampled:
-                sampled_loss = float(loss.detach())
+        loss = step_loss(src, tgt_in, tgt_out)
         if config.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
         optimizer.step()
-        history.loss.append(sampled_loss)
+        history.loss.append(loss)
         history.lr.append(lr)
-        history.configs.append(sampled)
         history.step_seconds.append(time.perf_counter() - started)
         if on_step is not None:
-            on_step(step, sampled_loss)
+            on_step(step, loss)
         if step % 100 == 0:
-            logger.info("step %d loss %.3f lr %.2e", step, sampled_loss, lr)
+            logger.info("%s %d loss %.3f lr %.2e", label, step, loss, lr)
     return history
 
 
